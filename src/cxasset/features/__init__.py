@@ -1,0 +1,41 @@
+"""Per-customer features as of a date, computed in the engine as ibis expressions.
+
+No DuckDB-only SQL: the same expressions run on any ibis backend (tested on DuckDB and Polars).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+import ibis.expr.types as ir
+
+from cxasset.features.build import FeatureWindow, customer_features
+from cxasset.features.cx import NPS_CLASSES
+from cxasset.features.rfm import HOLDOUT_COLUMNS, RFM_COLUMNS, rfm
+from cxasset.features.subscriptions import cohort_survival, lifetimes, person_periods
+
+if TYPE_CHECKING:
+    from cxasset.book import Workspace
+
+
+def workspace_features(
+    ws: Workspace, as_of: dt.date | None = None, calibration_end: dt.date | None = None
+) -> ir.Table:
+    """:func:`customer_features` of the book held in workspace ``ws``."""
+    return customer_features({n: ws.table(n) for n in ws.tables()}, ws.settings, as_of,
+                             calibration_end)
+
+
+__all__ = [
+    "HOLDOUT_COLUMNS",
+    "NPS_CLASSES",
+    "RFM_COLUMNS",
+    "FeatureWindow",
+    "cohort_survival",
+    "customer_features",
+    "lifetimes",
+    "person_periods",
+    "rfm",
+    "workspace_features",
+]

@@ -1,0 +1,94 @@
+"""RFM sufficient statistics as the BTYD models need them, computed in the engine.
+
+Conventions (the literature's, e.g. Fader, Hardie & Lee 2005 on CDNOW):
+
+- purchases on the same calendar day are one transaction, its amount the day's total;
+- ``frequency`` x is the number of repeat transactions (purchase days after the first);
+- ``recency`` t_x is the time from the first to the last purchase, ``T`` from the first purchase
+  to the cut-off (both in periods); a customer with no purchase by the cut-off is born at
+  ``acquired_at`` with x = 0;
+- ``monetary_value`` is the mean amount of the repeat transactions (0 when x = 0);
+- negative amounts are refunds: they are not transactions and are netted against the repeat spend
+  of the same window (floored at 0);
+- only events on or before the cut-off day count (no leakage); holdout columns count the purchase
+  days after the cut-off up to and including ``holdout_end`` (``frequency_holdout``) and their
+  total net spend (``spend_holdout``).
+"""
+
+from __future__ import annotations
+
+import ibis
+import ibis.expr.types as ir
+
+from cxasset.features._time import day_number
+
+RFM_COLUMNS = ("frequency", "recency", "T", "monetary_value")
+HOLDOUT_COLUMNS = ("frequency_holdout", "spend_holdout", "duration_holdout")
+
+
+def purchase_days(transactions: ir.Table) -> ir.Table:
+    """One row per customer and purchase day: ``customer_id, day, amount`` (refunds excluded)."""
+    t = transactions.mutate(day=day_number(transactions.occurred_at))
+    t = t.filter(t.amount >= 0)
+    return t.group_by(["customer_id", "day"]).aggregate(amount=t.amount.sum())
+
+
+def rfm(
+    customers: ir.Table,
+    transactions: ir.Table,
+    cut_day: int,
+    period_days: float,
+    holdout_end_day: int | None = None,
+) -> ir.Table:
+    """Per-customer RFM statistics as of ``cut_day`` (days since 1970-01-01, inclusive).
+
+    Returns one row per customer acquired on or before the cut-off, with ``customer_id`` and
+    :data:`RFM_COLUMNS` (and :data:`HOLDOUT_COLUMNS` when ``holdout_end_day`` is given).
+    """
+    days = purchase_days(transactions)
+    cal = days.filter(days.day <= cut_day)
+    first = cal.group_by("customer_id").aggregate(
+        first_day=cal.day.min(), last_day=cal.day.max(), n_days=cal.count(),
+        spend=cal.amount.sum(),
+    )
+    first_amount = cal.join(first, [cal.customer_id == first.customer_id,
+                                    cal.day == first.first_day])
+    first_amount = first_amount.select("customer_id", first_amount_=first_amount.amount)
+    tx_day = transactions.mutate(day=day_number(transactions.occurred_at))
+    refunds = tx_day.filter((tx_day.amount < 0) & (tx_day.day <= cut_day))
+    refunds = refunds.group_by("customer_id").aggregate(refund=refunds.amount.sum())
+
+    c = customers.mutate(acq_day=day_number(customers.acquired_at))
+    c = c.filter(c.acq_day <= cut_day).select("customer_id", "acq_day")
+    j = (
+        c.left_join(first, "customer_id").drop("customer_id_right")
+        .left_join(first_amount, "customer_id").drop("customer_id_right")
+        .left_join(refunds, "customer_id").drop("customer_id_right")
+    )
+    birth = j.first_day.fill_null(j.acq_day)
+    x = (j.n_days.fill_null(1) - 1).cast("int64")
+    repeat_spend = j.spend.fill_null(0) - j.first_amount_.fill_null(0) + j.refund.fill_null(0)
+    monetary = ibis.ifelse(x > 0, ibis.greatest(repeat_spend, 0) / x.cast("float64"), 0.0)
+    out = j.select(
+        "customer_id",
+        frequency=x,
+        recency=((j.last_day.fill_null(birth) - birth) / period_days).cast("float64"),
+        T=((cut_day - birth) / period_days).cast("float64"),
+        monetary_value=monetary.cast("float64"),
+    )
+    if holdout_end_day is None:
+        return out
+    hold = days.filter((days.day > cut_day) & (days.day <= holdout_end_day))
+    hold = hold.group_by("customer_id").aggregate(n=hold.count(), spend=hold.amount.sum())
+    hold_refunds = tx_day.filter((tx_day.amount < 0) & (tx_day.day > cut_day)
+                                 & (tx_day.day <= holdout_end_day))
+    hold_refunds = hold_refunds.group_by("customer_id").aggregate(
+        refund=hold_refunds.amount.sum())
+    h = (out.left_join(hold, "customer_id").drop("customer_id_right")
+         .left_join(hold_refunds, "customer_id").drop("customer_id_right"))
+    return h.select(
+        "customer_id", *RFM_COLUMNS,
+        frequency_holdout=h.n.fill_null(0).cast("int64"),
+        spend_holdout=(h.spend.fill_null(0) + h.refund.fill_null(0)).cast("float64"),
+        duration_holdout=ibis.literal((holdout_end_day - cut_day) / period_days, "float64"),
+    )
