@@ -139,7 +139,7 @@ def _derived(f: ir.Table, per: float) -> ir.Table:
         new["contacts"] = f.contacts.fill_null(0)
         new["contacts_per_period"] = f.contacts.fill_null(0) / f.exposure
         new["cost_to_serve_per_period"] = f.service_cost.fill_null(0.0) / f.exposure
-        for k in cols:
+        for k in sorted(cols):
             if k.startswith("contacts_") and k != "contacts_per_period":
                 new[f"contacts_per_period_{k.removeprefix('contacts_')}"] = (
                     f[k].fill_null(0) / f.exposure)

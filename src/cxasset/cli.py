@@ -1,0 +1,356 @@
+"""The ``cxasset`` command line: one command per pipeline step, ``--json`` on every one.
+
+Errors cxasset raises on purpose print as one line (``--debug`` shows the traceback) and exit with
+code 2 for bad input (book, settings, arguments) and 3 for a missing or unusable workspace.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cxasset.exceptions import BookWarning, CxassetError, WorkspaceError
+
+app = typer.Typer(
+    name="cxasset",
+    help="The Customer Asset Model: customer data in; CLV, customer equity and the return of "
+    "CX investments out.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+WorkspaceOpt = Annotated[Path, typer.Option("--workspace", "-w", help="Workspace folder.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")]
+_state = {"debug": False}
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+def _command(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a command: CxassetError -> one line on stderr and a meaningful exit code."""
+
+    @wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except CxassetError as exc:
+            if _state["debug"]:
+                raise
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(3 if isinstance(exc, WorkspaceError) else 2) from None
+
+    return run
+
+
+@contextmanager
+def _progress(enabled: bool, total: int | None = None) -> Iterator[Callable[..., None]]:
+    """A rich progress display on stderr; yields ``update(description=..., completed=...)``."""
+    if not enabled:
+        yield lambda **_: None
+        return
+    columns = [SpinnerColumn(), TextColumn("{task.description}")]
+    if total:
+        columns += [BarColumn(), TextColumn("{task.completed:,}/{task.total:,}")]
+    with Progress(*columns, TimeElapsedColumn(), console=err, transient=True) as bar:
+        task = bar.add_task("starting", total=total)
+        yield lambda **kw: bar.update(task, **kw)
+
+
+def _emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def _date(value: str | None, option: str) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise CxassetError(f"{option} must be a date as YYYY-MM-DD; got {value!r}") from None
+
+
+# --------------------------------------------------------------------------- ingest / info
+@app.command()
+@_command
+def ingest(
+    book_dir: Annotated[Path, typer.Argument(help="Book folder (CSV/Parquet tables, book.yaml).")],
+    workspace: WorkspaceOpt = Path("workspace"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Validate a customer book and load it into a workspace, atomically.
+
+    A book that fails validation changes nothing. Example:
+
+        cxasset ingest shared/data/cdnow_sample --workspace ws
+    """
+    from cxasset.book import Workspace
+
+    ws = Workspace(workspace)
+    with _progress(not as_json) as update, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", BookWarning)
+        report = ws.ingest(book_dir, progress=lambda msg: update(description=msg))
+    del caught  # the report carries the warnings
+    if as_json:
+        _emit_json(report.to_dict())
+        return
+    table = Table("table", "rows", title=f"Ingested {book_dir} into {workspace}")
+    for name, n in report.rows.items():
+        table.add_row(name, f"{n:,}")
+    out.print(table)
+    s = report.settings
+    out.print(f"period: {s.period} · as_of: {s.as_of} · calibration_end: "
+              f"{s.calibration_end or '-'} · currency: {s.currency}")
+    for w in report.warnings:
+        err.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+@_command
+def info(workspace: WorkspaceOpt = Path("workspace"), as_json: JsonOpt = False) -> None:
+    """Show what a workspace holds: source, fingerprint, row counts, settings, time of ingest.
+
+    Example:
+
+        cxasset info --workspace ws
+    """
+    from cxasset.book import Workspace
+
+    with Workspace(workspace) as ws:
+        meta = ws.meta()
+    if as_json:
+        _emit_json(meta)
+        return
+    table = Table("table", "rows", "source", title=f"Workspace {workspace}")
+    for name, n in meta["rows"].items():
+        table.add_row(name, f"{n:,}", meta["files"][name]["source"])
+    out.print(table)
+    out.print(f"source: {meta['source']}\ningested: {meta['ingested_at']}\n"
+              f"fingerprint: {meta['fingerprint'][:16]}…\nkind: {meta['kind']}")
+    out.print("settings: " + ", ".join(f"{k}={v}" for k, v in meta["settings"].items()))
+    if meta["warnings"]:
+        out.print(f"{len(meta['warnings'])} warning(s) at ingest:")
+        for w in meta["warnings"]:
+            out.print(f"  - {w['message']}", highlight=False)
+
+
+# --------------------------------------------------------------------------- features
+@app.command()
+@_command
+def features(
+    workspace: WorkspaceOpt = Path("workspace"),
+    as_of: Annotated[str | None, typer.Option(help="Observation end, YYYY-MM-DD.")] = None,
+    calibration_end: Annotated[
+        str | None, typer.Option(help="Cut features here; count the holdout after it.")
+    ] = None,
+    out_file: Annotated[Path | None, typer.Option("--out", help="Write a Parquet file.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Per-customer features as of a date (RFM statistics, CX aggregates, ...).
+
+    Without --out, prints a summary of every feature. Example:
+
+        cxasset features --workspace ws --calibration-end 1997-09-30 --out features.parquet
+    """
+    from cxasset.book import Workspace
+    from cxasset.features import FeatureWindow, workspace_features
+
+    with Workspace(workspace) as ws, _progress(not as_json) as update:
+        update(description="computing features in the engine")
+        window = FeatureWindow.resolve(ws.settings, _date(as_of, "--as-of"),
+                                       _date(calibration_end, "--calibration-end"))
+        expr = workspace_features(ws, _date(as_of, "--as-of"),
+                                  _date(calibration_end, "--calibration-end"))
+        if out_file is not None:
+            out_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = out_file.with_name(out_file.name + ".tmp")
+            expr.to_parquet(tmp)
+            tmp.replace(out_file)
+            n = int(expr.count().to_pyarrow().as_py())
+            summary = None
+        else:
+            df = expr.to_pandas()
+            n = len(df)
+            summary = _describe(df)
+    head = {"customers": n, "cutoff": str(window.cutoff),
+            "holdout_end": str(window.holdout_end) if window.holdout_end else None,
+            "period": window.period}
+    if as_json:
+        _emit_json({**head, "out": str(out_file) if out_file else None, "features": summary})
+        return
+    if out_file is not None:
+        out.print(f"Wrote {n:,} customers' features to {out_file}")
+        return
+    table = Table("feature", "type", "non-null", "mean", "min", "max",
+                  title=f"{n:,} customers · features as of {window.cutoff} · period: "
+                  f"{window.period}" + (f" · holdout to {window.holdout_end}"
+                                         if window.holdout_end else ""))
+    for row in summary or []:
+        table.add_row(row["feature"], row["type"], f"{row['non_null']:,}",
+                      *(_num(row[k]) for k in ("mean", "min", "max")))
+    out.print(table)
+
+
+def _describe(df: Any) -> list[dict[str, Any]]:
+    rows = []
+    for col in df.columns:
+        s = df[col]
+        numeric = s.dtype.kind in "iuf"
+        rows.append({
+            "feature": col,
+            "type": str(s.dtype),
+            "non_null": int(s.notna().sum()),
+            "mean": float(s.mean()) if numeric and s.notna().any() else None,
+            "min": float(s.min()) if numeric and s.notna().any() else None,
+            "max": float(s.max()) if numeric and s.notna().any() else None,
+            "top": None if numeric or not s.notna().any() else str(s.mode().iloc[0]),
+        })
+    return rows
+
+
+def _num(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:,.3g}" if abs(v) < 1 else f"{v:,.2f}"
+
+
+# --------------------------------------------------------------------------- synth / demo
+@app.command()
+@_command
+def synth(
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write the book into.")],
+    customers: Annotated[int, typer.Option(help="Number of customers.")] = 10_000,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    kind: Annotated[Literal["transactions", "subscriptions"], typer.Option(
+        help="Non-contractual (transactions) or contractual (subscriptions) book.")
+    ] = "transactions",
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a synthetic customer book with planted CX effects and its truth.json.
+
+    Example:
+
+        cxasset synth book --customers 100000 --seed 1
+    """
+    from cxasset.synth import generate
+
+    with _progress(not as_json, total=customers) as update:
+        update(description="generating customers")
+        summary = generate(out_dir, customers=customers, seed=seed, kind=kind,
+                           progress=lambda n: update(completed=n))
+    data = _synth_dict(summary)
+    if as_json:
+        _emit_json(data)
+        return
+    table = Table("table", "rows", title=f"Synthetic {kind} book in {out_dir} (seed {seed})")
+    for name, n in data.get("rows", {}).items():
+        table.add_row(name, f"{n:,}")
+    out.print(table)
+
+
+def _synth_dict(summary: Any) -> dict[str, Any]:
+    from dataclasses import asdict, is_dataclass
+
+    data = asdict(summary) if is_dataclass(summary) else dict(summary)
+    return json.loads(json.dumps(data, default=str))
+
+
+@app.command()
+@_command
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the demo's book and "
+                                          "workspace.")] = Path("demo"),
+    customers: Annotated[int, typer.Option(help="Customers in the synthetic book.")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+    as_json: JsonOpt = False,
+) -> None:
+    """The main job end to end on a synthetic book: synth -> ingest -> features.
+
+    Example:
+
+        cxasset demo --out demo --customers 20000
+    """
+    from cxasset.book import Workspace
+    from cxasset.features import workspace_features
+    from cxasset.synth import generate
+
+    book = out_dir / "book"
+    ws = Workspace(out_dir / "workspace")
+    with _progress(not as_json, total=customers) as update:
+        update(description="1/3 synthesising the customer book")
+        generate(book, customers=customers, seed=seed,
+                 progress=lambda n: update(completed=n))
+        update(description="2/3 validating and ingesting", completed=customers)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", BookWarning)
+            report = ws.ingest(book)
+        update(description="3/3 computing features in the engine")
+        s = ws.settings
+        feats = workspace_features(ws, calibration_end=s.calibration_end).to_pandas()
+        ws.close()
+    summary = _demo_summary(feats, s)
+    if as_json:
+        _emit_json({"book": str(book), "workspace": str(ws.path), "rows": report.rows,
+                    "summary": summary})
+        return
+    table = Table("measure", "value", title=f"Customer book {book} · {report.rows['customers']:,}"
+                  f" customers · features as of {s.calibration_end or s.as_of}")
+    for k, v in summary.items():
+        table.add_row(k, v)
+    out.print(table)
+    out.print(f"Workspace: {ws.path} · next: cxasset features --workspace {ws.path} "
+              "--out features.parquet")
+
+
+def _demo_summary(f: Any, s: Any) -> dict[str, str]:
+    cur = s.currency
+    rows = {
+        "customers": f"{len(f):,}",
+        "repeat buyers": f"{(f.frequency > 0).mean():.1%}",
+        "mean repeat transactions (x)": f"{f.frequency.mean():.2f} in {f['T'].mean():.1f} "
+                                        f"{s.period}s on average",
+        "mean repeat spend": f"{cur} {f.monetary_value[f.frequency > 0].mean():,.2f}",
+    }
+    if "frequency_holdout" in f:
+        rows["holdout transactions"] = (f"{int(f.frequency_holdout.sum()):,} over "
+                                        f"{f.duration_holdout.iloc[0]:.0f} {s.period}s")
+    if "nps" in f:
+        share = f.nps_class.value_counts(normalize=True)
+        nps = 100 * (share.get("promoter", 0) - share.get("detractor", 0))
+        rows["NPS (latest answer)"] = f"{nps:+.0f} ({f.nps.notna().mean():.0%} answered)"
+    for col, label in (("csat", "mean CSAT (1-5)"), ("ces", "mean CES (1-7)"),
+                       ("onboarding_days", "mean onboarding days")):
+        if col in f:
+            rows[label] = f"{f[col].mean():.2f}"
+    if "cost_to_serve_per_period" in f:
+        rows["cost to serve"] = f"{cur} {f.cost_to_serve_per_period.mean():,.2f} per {s.period}"
+    if "referrals_per_period" in f:
+        rows["referrals"] = f"{f.referrals_per_period.mean():.4f} per customer per {s.period}"
+    return rows
+
+
+def main() -> None:  # pragma: no cover - entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
