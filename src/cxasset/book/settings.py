@@ -69,7 +69,7 @@ class BookSettings(BaseModel):
             return cls()
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8-sig")) or {}
-        except yaml.YAMLError as exc:
+        except (yaml.YAMLError, ValueError) as exc:  # ValueError: an impossible date (2024-13-01)
             raise BookError(f"{path}: not valid YAML: {exc}") from None
         if not isinstance(raw, dict):
             raise BookError(f"{path}: expected a mapping of settings, got {type(raw).__name__}")

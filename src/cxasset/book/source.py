@@ -10,7 +10,8 @@ from typing import Any
 
 from cxasset.book.contract import ACTIVITY_TABLES, TABLES
 from cxasset.book.settings import BookSettings
-from cxasset.exceptions import BookError
+from cxasset.book.validate import Problem
+from cxasset.exceptions import BookError, SchemaError
 
 SUFFIXES = {".csv": "csv", ".csv.gz": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -86,16 +87,17 @@ class Book:
     def _checked(cls, found: dict[str, TableSource], settings: BookSettings, origin: str) -> Book:
         where = origin if origin.startswith("in-memory") else f"Book folder {origin}"
         if "customers" not in found:
-            raise BookError(
-                f"{where}: required table customers is missing. Add customers.csv (or .parquet) "
-                "with columns customer_id, acquired_at."
+            _missing_table(
+                where, "customers", "required table customers is missing",
+                "Add customers.csv (or .parquet) with columns customer_id, acquired_at.",
             )
         if not any(t in found for t in ACTIVITY_TABLES):
-            raise BookError(
-                f"{where}: a book needs transactions (non-contractual) or subscriptions "
-                "(contractual); neither was found. Add transactions.csv with columns "
-                "customer_id, occurred_at, amount, or subscriptions.csv with customer_id, "
-                "started_at, recurring_revenue."
+            _missing_table(
+                where, "transactions",
+                "a book needs transactions (non-contractual) or subscriptions (contractual); "
+                "neither was found",
+                "Add transactions.csv with columns customer_id, occurred_at, amount, or "
+                "subscriptions.csv with customer_id, started_at, recurring_revenue.",
             )
         return cls(found, settings, origin)
 
@@ -103,3 +105,9 @@ class Book:
     def kind(self) -> str:
         """``transactions`` (non-contractual) or ``subscriptions`` (contractual)."""
         return "subscriptions" if "subscriptions" in self.tables else "transactions"
+
+
+def _missing_table(where: str, table: str, what: str, fix: str) -> None:
+    """Refuse a book without a table the contract requires (a :class:`SchemaError`)."""
+    problem = Problem(table, where, None, 0, 0, what, fix)
+    raise SchemaError(f"{where}: {what}. {fix}", [problem])

@@ -155,7 +155,9 @@ def typed_column(raw: ir.Column, col: Column, id_type: str, date_format: str | N
     if kind == "timestamp":
         return parse_timestamp(raw, date_format)
     if kind == "float":
-        return raw.try_cast("float64")
+        value = raw.try_cast("float64")
+        # 'NaN' and 'inf' parse as floats but are not amounts, scores or costs
+        return ibis.ifelse(value.isnan() | value.isinf(), ibis.null("float64"), value)
     if kind == "int":
         return raw.try_cast("int64")
     if kind == "bool":
@@ -183,7 +185,7 @@ def type_checks(staged: Staged, raw_cols: dict[str, ir.Column], typed: dict[str,
         col = spec.column_map[name]
         if not col.nullable:
             checks.append(Check(name, raw.isnull() | (raw.cast("string").strip() == ""),
-                                "are empty", f"every row needs a {name}" + (
+                                "are empty", f"every row needs a value in {name}" + (
                                     "; amounts of 0 are allowed" if name == "amount" else ""),
                                 show=(name,)))
         bad = raw.notnull() & (raw.cast("string").strip() != "") & typed[name].isnull()
@@ -327,5 +329,5 @@ def duplicate_check(staged: Staged, key: str) -> list[Problem]:
     examples = tuple(f"{key}={_fmt(r[key])} appears {int(r['n'])} times"
                      for r in sample.to_dict("records"))
     return [Problem(staged.spec.name, staged.source, key, int(stats["rows"]), staged.rows,
-                    f"share {int(stats['keys']):,} duplicated {key} values", 
+                    f"share {int(stats['keys']):,} duplicated {key} values",
                     f"keep one row per {key}", examples)]

@@ -8,8 +8,10 @@ that fails validation, or any error on the way, leaves the workspace exactly as 
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import csv
 import datetime as dt
+import gzip
+import hashlib
 import json
 import os
 import uuid
@@ -29,6 +31,7 @@ from cxasset.book.contract import TABLES
 from cxasset.book.settings import BookSettings
 from cxasset.book.source import Book, TableSource
 from cxasset.book.validate import (
+    MAX_EXAMPLES,
     Check,
     Problem,
     Staged,
@@ -172,7 +175,8 @@ class Workspace:
         if not isinstance(book, Book):
             book = Book.from_dir(book)
         say = progress or (lambda _msg: None)
-        created = not self.path.exists()
+        # the folders this ingest creates (the workspace and any missing parents), innermost first
+        created = [d for d in (self.path, *self.path.parents) if not d.exists()]
         self.path.mkdir(parents=True, exist_ok=True)
         tmp = self.path / f".ingest-{uuid.uuid4().hex}.duckdb"
         try:
@@ -187,9 +191,9 @@ class Workspace:
                 self.close()
                 os.replace(tmp, self.db_path)
         except BaseException:
-            if created:
+            for d in created:
                 with contextlib.suppress(OSError):
-                    self.path.rmdir()
+                    d.rmdir()
             raise
         for w in report["warnings"]:
             warnings.warn(str(w), BookWarning, stacklevel=2)
@@ -220,6 +224,7 @@ class _Ingest:
 
     def run(self) -> dict[str, Any]:
         raw = {n: self._stage(src) for n, src in self.book.tables.items()}
+        self._raise_if_errors()  # files whose rows cannot be split into the header's columns
         id_type = self._id_type(raw["customers"])
         typed: dict[str, Staged] = {}
         for name, staged in raw.items():
@@ -278,6 +283,11 @@ class _Ingest:
         table = table.rename({_clean(c): c for c in table.columns if _clean(c) != c})
         staged = Staged(spec, table, src.label, offset)
         staged.rows = int(table.count().to_pyarrow().as_py())
+        if src.fmt == "csv" and len(table.columns) == 2 and src.path is not None:
+            # one column only: DuckDB's sniffer found no delimiter that splits every row alike
+            ragged = _ragged_rows(spec.name, src.path, src.label, table.columns[1])
+            if ragged is not None:
+                self.errors.append(ragged)
         return staged
 
     def _id_type(self, customers: Staged) -> str:
@@ -373,6 +383,33 @@ def _read_csv(con: duckdb.DuckDBPyConnection, stage: str, path: Path | None) -> 
         if "sniffing" not in str(exc):
             raise
         con.execute(sql.format(", strict_mode=false"), [str(path)])
+
+
+def _ragged_rows(table: str, path: Path, source: str, header: str) -> Problem | None:
+    """The rows of a delimited file whose number of fields differs from its header's."""
+    delims = {d: header.count(d) for d in ",;\t|" if d in header}
+    if not delims:
+        return None
+    delim = max(delims, key=lambda d: delims[d])
+    opener: Any = gzip.open if path.name.endswith(".gz") else open
+    bad, total, width = [], 0, 0
+    with opener(path, "rt", encoding="utf-8-sig", newline="", errors="replace") as fh:
+        reader = csv.reader(fh, delimiter=delim)
+        width = len(next(reader, []))
+        for fields in reader:
+            if not fields:  # a blank line
+                continue
+            total += 1
+            if len(fields) != width:
+                bad.append((reader.line_num, len(fields)))
+    if not bad:
+        return None
+    return Problem(
+        table, source, None, len(bad), total,
+        f"have a different number of fields than the header ({width}, separated by {delim!r})",
+        f"give every row the header's {width} fields; quote values that contain {delim!r}",
+        tuple(f"line {line}: {n} fields" for line, n in bad[:MAX_EXAMPLES]),
+    )
 
 
 def _no_rows_check(customers: ir.Table, events: ir.Table, name: str) -> Check:

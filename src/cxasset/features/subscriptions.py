@@ -10,10 +10,10 @@ censored (``churned = 0``).
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
 import ibis
 import ibis.expr.types as ir
+import numpy as np
+import pandas as pd
 
 from cxasset.features._time import day_number
 
