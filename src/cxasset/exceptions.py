@@ -6,10 +6,13 @@
      ├── BookError(ValueError)           a book cannot be read or is invalid
      │    └── SchemaError                 a table breaks the data contract (names table, column, rows)
      ├── WorkspaceError(RuntimeError)    a workspace is missing, empty or not a cxasset workspace
+     ├── ModelDataError(ValueError)      data a model cannot be fitted on (degenerate, collinear, ...)
+     ├── ConvergenceError(RuntimeError)  a fit failed; the message is a checklist of remedies
      └── NotFittedError(ValueError, AttributeError)
 
     CxassetWarning(UserWarning)
-     └── BookWarning                     suspicious but legal data (ingest goes on)
+     ├── BookWarning                     suspicious but legal data (ingest goes on)
+     └── ConvergenceWarning(RuntimeWarning)  a fit ended without meeting its convergence test
 
 The CLI turns any ``CxassetError`` into one line on stderr and a non-zero exit code.
 """
@@ -41,6 +44,14 @@ class WorkspaceError(CxassetError, RuntimeError):
     """A workspace is missing, empty, or not a cxasset workspace."""
 
 
+class ModelDataError(CxassetError, ValueError):
+    """Data a model cannot be fitted on: degenerate, collinear, missing columns."""
+
+
+class ConvergenceError(CxassetError, RuntimeError):
+    """A fit failed to converge; the message lists what to check, in order."""
+
+
 class NotFittedError(CxassetError, ValueError, AttributeError):
     """A model method that needs a fit was called before ``fit``."""
 
@@ -51,3 +62,7 @@ class CxassetWarning(UserWarning):
 
 class BookWarning(CxassetWarning):
     """Suspicious but legal data in a book; ingest goes on."""
+
+
+class ConvergenceWarning(CxassetWarning, RuntimeWarning):
+    """A fit ended without meeting its convergence test; the message lists remedies."""

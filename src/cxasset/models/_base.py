@@ -1,0 +1,379 @@
+"""Maximum likelihood for the customer-base models: transforms, optimiser, Hessian, results.
+
+A concrete model declares its scalar parameters with their constraint (``positive`` via log,
+``unit`` via logit), which of them covariates act on (``_covariate_params``, each with a sign:
+``alpha_i = alpha0 * exp(-gamma' z_i)`` has sign -1), and implements ``_log_likelihood(p, data)``
+returning one log-likelihood per data row, where ``p`` maps every parameter name to a scalar or,
+for covariate-driven ones, a per-row array. The base class compresses the data on identical rows
+(weights), optimises on the unconstrained scale from good starting values, and computes standard
+errors from the observed information (numerical Hessian of the weighted log-likelihood).
+"""
+
+from __future__ import annotations
+
+import warnings
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Self
+
+import numpy as np
+import pandas as pd
+from scipy import optimize
+
+from cxasset.exceptions import ConvergenceError, ConvergenceWarning, ModelDataError, NotFittedError
+
+Constraint = Literal["positive", "unit", "real"]
+Z95 = 1.959963984540054
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """The outcome of a maximum-likelihood fit (statsmodels-like, frozen)."""
+
+    params: dict[str, float]
+    std_err: dict[str, float]
+    conf_int: dict[str, tuple[float, float]]
+    log_likelihood: float
+    aic: float
+    bic: float
+    n_obs: int
+    n_cells: int
+    converged: bool
+    method: str
+    iterations: int
+    cov_unconstrained: np.ndarray = field(repr=False)
+    notes: tuple[str, ...] = ()
+
+    def summary(self) -> pd.DataFrame:
+        """Estimates with standard errors and 95% intervals, one row per parameter."""
+        rows = {k: {"estimate": v, "std_err": self.std_err[k], "ci_lower": self.conf_int[k][0],
+                    "ci_upper": self.conf_int[k][1]} for k, v in self.params.items()}
+        return pd.DataFrame.from_dict(rows, orient="index")[
+            ["estimate", "std_err", "ci_lower", "ci_upper"]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "params": self.params,
+            "std_err": self.std_err,
+            "conf_int": {k: list(v) for k, v in self.conf_int.items()},
+            "log_likelihood": self.log_likelihood,
+            "aic": self.aic,
+            "bic": self.bic,
+            "n_obs": self.n_obs,
+            "n_cells": self.n_cells,
+            "converged": self.converged,
+            "method": self.method,
+            "iterations": self.iterations,
+            "notes": list(self.notes),
+        }
+
+
+def compress(df: pd.DataFrame, columns: Sequence[str],
+             weights: np.ndarray | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+    """Unique rows of ``df[columns]`` and their total weight (the sufficient-statistic cells)."""
+    w = np.ones(len(df)) if weights is None else np.asarray(weights, dtype=float)
+    g = df[list(columns)].assign(_w=w).groupby(list(columns), sort=False, dropna=False)["_w"].sum()
+    cells = g.reset_index()
+    return cells[list(columns)], cells["_w"].to_numpy()
+
+
+class BaseModel(ABC):
+    """Shared fitting machinery; see the module docstring for what a model provides."""
+
+    _param_names: ClassVar[tuple[str, ...]]
+    _constraints: ClassVar[dict[str, Constraint]]
+    _data_columns: ClassVar[tuple[str, ...]]
+    #: parameter -> sign of the covariate effect in ``param_i = param0 * exp(sign * gamma' z)``
+    _covariate_params: ClassVar[dict[str, int]] = {}
+
+    def __init__(self, penalizer: float = 0.0, tol: float = 1e-8, max_iter: int = 500) -> None:
+        self.penalizer = penalizer
+        self.tol = tol
+        self.max_iter = max_iter
+
+    # ------------------------------------------------------------------ to implement
+    @abstractmethod
+    def _log_likelihood(self, p: Mapping[str, Any], data: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Log-likelihood of each data row given parameters ``p`` (scalars or per-row arrays)."""
+
+    @abstractmethod
+    def _initial_params(self, data: Mapping[str, np.ndarray], w: np.ndarray) -> dict[str, float]:
+        """Starting values on the natural scale (method of moments or a rule of thumb)."""
+
+    def _check_data(self, data: pd.DataFrame) -> None:
+        """Model-specific data checks (raise ModelDataError)."""
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, data: pd.DataFrame, covariates: Mapping[str, Sequence[str]] | Sequence[str]
+            | None = None, weights: np.ndarray | None = None) -> Self:
+        """Fit by maximum likelihood.
+
+        Parameters
+        ----------
+        data : DataFrame
+            One row per customer (or per cell, with ``weights``) with the model's data columns
+            and any covariate columns.
+        covariates : list of str, or mapping of parameter name to list of str, optional
+            Time-invariant covariates. A list applies to every covariate-driven parameter; a
+            mapping chooses per parameter (e.g. ``{"alpha": ["nps"], "a": ["onboarding_days"]}``).
+        weights : array, optional
+            Row weights (number of customers a row stands for).
+        """
+        if self.penalizer < 0:
+            raise ValueError(f"The 'penalizer' parameter of {type(self).__name__} must be a "
+                             f"float in the range [0, inf). Got {self.penalizer!r} instead.")
+        self.covariates_ = self._covariate_spec(covariates)
+        cov_cols = sorted({c for cols in self.covariates_.values() for c in cols})
+        missing = [c for c in (*self._data_columns, *cov_cols) if c not in data.columns]
+        if missing:
+            raise ModelDataError(f"{type(self).__name__}: required column(s) {missing} missing; "
+                                 f"data has {list(data.columns)}")
+        self._check_data(data)
+        self._check_covariates(data, cov_cols)
+        cells, w = compress(data, [*self._data_columns, *cov_cols], weights)
+        arrays = {c: cells[c].to_numpy(dtype=float) for c in cells.columns}
+        self._arrays, self._w = arrays, w
+        theta0 = self._pack_start(self._initial_params(arrays, w))
+        res = self._optimise(theta0)
+        self._theta = res.x
+        self._finish(res, int(round(w.sum())), len(w))
+        return self
+
+    def _covariate_spec(self, covariates: Any) -> dict[str, list[str]]:
+        if not covariates:
+            return {}
+        if not self._covariate_params:
+            raise ModelDataError(f"{type(self).__name__} takes no covariates")
+        if isinstance(covariates, Mapping):
+            bad = sorted(set(covariates) - set(self._covariate_params))
+            if bad:
+                raise ModelDataError(
+                    f"{type(self).__name__}: covariates can act on "
+                    f"{sorted(self._covariate_params)}, not {bad}")
+            return {k: list(v) for k, v in covariates.items() if v}
+        return {k: list(covariates) for k in self._covariate_params}
+
+    def _check_covariates(self, data: pd.DataFrame, cols: list[str]) -> None:
+        if not cols:
+            return
+        z = data[cols]
+        bad = [c for c in cols if not np.issubdtype(z[c].dtype, np.number)]
+        if bad:
+            raise ModelDataError(f"covariate(s) {bad} are not numeric; encode categories as "
+                                 "0/1 dummy columns (one level left out as the baseline)")
+        nan = [c for c in cols if z[c].isna().any()]
+        if nan:
+            raise ModelDataError(f"covariate(s) {nan} have missing values "
+                                 f"({', '.join(str(int(z[c].isna().sum())) for c in nan)} rows); "
+                                 "impute them or drop those customers")
+        flat = [c for c in cols if z[c].std() == 0 or len(z) < 2]
+        if flat:
+            raise ModelDataError(f"covariate(s) {flat} have no variance: every customer has the "
+                                 "same value, so their effect cannot be estimated; drop them")
+        for param, pcols in self.covariates_.items():
+            m = z[pcols].to_numpy(dtype=float)
+            m = np.column_stack([np.ones(len(m)), m])
+            if np.linalg.matrix_rank(m) < m.shape[1]:
+                raise ModelDataError(
+                    f"covariates {pcols} of {param} are perfectly collinear (one is a linear "
+                    "combination of the others, or of the intercept); drop one of them")
+
+    # -- parameter vector: scalars on the unconstrained scale, then coefficient blocks
+    def _names(self) -> list[str]:
+        names = list(self._param_names)
+        for p, cols in getattr(self, "covariates_", {}).items():
+            names += [f"{p}[{c}]" for c in cols]
+        return names
+
+    def _pack_start(self, start: Mapping[str, float]) -> np.ndarray:
+        head = [_to_free(start[n], self._constraints[n]) for n in self._param_names]
+        n_coef = sum(len(c) for c in self.covariates_.values())
+        return np.array(head + [0.0] * n_coef)
+
+    def _unpack(self, theta: np.ndarray, arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        k = len(self._param_names)
+        p: dict[str, Any] = {n: _from_free(theta[i], self._constraints[n])
+                             for i, n in enumerate(self._param_names)}
+        i = k
+        for name, cols in self.covariates_.items():
+            gamma = theta[i : i + len(cols)]
+            i += len(cols)
+            z = np.column_stack([arrays[c] for c in cols])
+            p[name] = p[name] * np.exp(self._covariate_params[name] * (z @ gamma))
+        return p
+
+    def _objective(self, theta: np.ndarray) -> float:
+        with np.errstate(all="ignore"):
+            ll = self._log_likelihood(self._unpack(theta, self._arrays), self._arrays)
+        val = -float(np.dot(self._w, ll))
+        if self.penalizer:
+            val += self.penalizer * float(np.sum(theta[len(self._param_names):] ** 2))
+        return val if np.isfinite(val) else 1e300
+
+    def _optimise(self, theta0: np.ndarray) -> optimize.OptimizeResult:
+        scale = max(float(self._w.sum()), 1.0)
+        fun = lambda th: self._objective(th) / scale  # noqa: E731 - scaled for the optimiser
+        best = None
+        for method in ("BFGS", "Nelder-Mead"):
+            res = optimize.minimize(fun, theta0 if best is None else best.x, method=method,
+                                    options={"maxiter": self.max_iter * len(theta0),
+                                             "gtol": self.tol} if method == "BFGS" else
+                                    {"maxiter": 4000 * len(theta0), "xatol": 1e-10,
+                                     "fatol": 1e-12})
+            if best is None or res.fun < best.fun:
+                best = res
+            if res.success and np.isfinite(res.fun) and method == "BFGS":
+                break
+        assert best is not None
+        if not np.isfinite(best.fun) or best.fun >= 1e299:
+            raise ConvergenceError(self._convergence_help("the log-likelihood is not finite at "
+                                                          "any point the optimiser tried"))
+        best.fun = best.fun * scale
+        return best
+
+    def _convergence_help(self, what: str) -> str:
+        return (f"{type(self).__name__} did not converge: {what}. Check, in order:\n"
+                "  1. the data: are there repeat buyers, and is T >= recency for every row?\n"
+                "  2. covariates: centre and scale them (mean 0, sd 1); drop near-constant ones\n"
+                "  3. add a small ridge penalty on the coefficients: penalizer=0.01\n"
+                "  4. fewer covariates, or a simpler model (e.g. without covariates)")
+
+    def _finish(self, res: optimize.OptimizeResult, n_obs: int, n_cells: int) -> None:
+        theta = res.x
+        hess = _hessian(self._objective, theta)
+        notes = []
+        try:
+            cov = np.linalg.inv(hess)
+            if not np.all(np.isfinite(cov)) or np.any(np.diag(cov) <= 0):
+                raise np.linalg.LinAlgError
+        except np.linalg.LinAlgError:
+            cov = np.linalg.pinv(hess)
+            notes.append("the Hessian is singular: standard errors are unreliable (a parameter "
+                         "is not identified by these data)")
+        se_free = np.sqrt(np.clip(np.diag(cov), 0, None))
+        names = self._names()
+        params, se, ci = {}, {}, {}
+        k = len(self._param_names)
+        for i, n in enumerate(names):
+            kind = self._constraints[n] if i < k else "real"
+            est = _from_free(theta[i], kind)
+            params[n] = float(est)
+            se[n] = float(se_free[i] * _dnat(theta[i], kind))
+            lo, hi = theta[i] - Z95 * se_free[i], theta[i] + Z95 * se_free[i]
+            ci[n] = (float(_from_free(lo, kind)), float(_from_free(hi, kind)))
+        converged = bool(res.success) or _gradient_small(self._objective, theta, n_obs)
+        if not converged:
+            notes.append(f"optimiser: {res.message}")
+            warnings.warn(self._convergence_help(str(res.message)), ConvergenceWarning,
+                          stacklevel=3)
+        ll = -float(res.fun) + (self.penalizer * float(np.sum(theta[k:] ** 2))
+                                if self.penalizer else 0.0)
+        n_par = len(theta)
+        self.params_ = params
+        self.result_ = FitResult(
+            params=params, std_err=se, conf_int=ci, log_likelihood=ll,
+            aic=2 * n_par - 2 * ll, bic=np.log(max(n_obs, 1)) * n_par - 2 * ll, n_obs=n_obs,
+            n_cells=n_cells, converged=converged, method=str(res.get("method", "BFGS")),
+            iterations=int(res.get("nit", 0)), cov_unconstrained=cov, notes=tuple(notes))
+        self.n_obs_ = n_obs
+
+    @classmethod
+    def from_params(cls, **params: float) -> Self:
+        """A model with given parameters and no covariates (e.g. published estimates), for
+        predictions; it has no standard errors."""
+        missing = [n for n in cls._param_names if n not in params]
+        if missing or set(params) - set(cls._param_names):
+            raise ValueError(f"{cls.__name__}.from_params needs exactly {cls._param_names}; "
+                             f"got {sorted(params)}")
+        m = cls()
+        m.covariates_ = {}
+        m._theta = np.array([_to_free(params[n], cls._constraints[n]) for n in cls._param_names])
+        m.params_ = {n: float(params[n]) for n in cls._param_names}
+        m.n_obs_ = 0
+        return m
+
+    # ------------------------------------------------------------------ after the fit
+    def _check_is_fitted(self) -> None:
+        if not hasattr(self, "params_"):
+            raise NotFittedError(f"This {type(self).__name__} is not fitted yet; call fit(data) "
+                                 "first")
+
+    def individual_params(self, data: pd.DataFrame, theta: np.ndarray | None = None
+                          ) -> dict[str, Any]:
+        """Each customer's parameters (covariate-driven ones per row) at the fit or ``theta``."""
+        self._check_is_fitted()
+        cols = sorted({c for cs in self.covariates_.values() for c in cs})
+        arrays = {c: data[c].to_numpy(dtype=float) for c in cols}
+        return self._unpack(self._theta if theta is None else theta, arrays)
+
+    def sample_theta(self, n: int, random_state: int | np.random.Generator | None = None
+                     ) -> np.ndarray:
+        """Draws of the unconstrained parameter vector from its asymptotic normal distribution."""
+        self._check_is_fitted()
+        rng = np.random.default_rng(random_state)
+        return rng.multivariate_normal(self._theta, self.result_.cov_unconstrained, size=n,
+                                       method="eigh")
+
+    def summary(self) -> pd.DataFrame:
+        self._check_is_fitted()
+        return self.result_.summary()
+
+    def __repr__(self) -> str:
+        if not hasattr(self, "params_"):
+            return f"{type(self).__name__}(unfitted)"
+        inner = ", ".join(f"{k}={v:.4g}" for k, v in self.params_.items())
+        if not hasattr(self, "result_"):
+            return f"{type(self).__name__}({inner})"
+        return (f"{type(self).__name__}({inner}; LL={self.result_.log_likelihood:.2f}, "
+                f"n={self.n_obs_:,})")
+
+
+def _to_free(v: float, kind: Constraint) -> float:
+    if kind == "positive":
+        return float(np.log(v))
+    if kind == "unit":
+        return float(np.log(v) - np.log1p(-v))
+    return float(v)
+
+
+def _from_free(t: Any, kind: Constraint) -> Any:
+    if kind == "positive":
+        return np.exp(t)
+    if kind == "unit":
+        return 1.0 / (1.0 + np.exp(-t))
+    return t
+
+
+def _dnat(t: float, kind: Constraint) -> float:
+    """Derivative of the natural parameter with respect to the free one (delta method)."""
+    if kind == "positive":
+        return float(np.exp(t))
+    if kind == "unit":
+        s = 1.0 / (1.0 + np.exp(-t))
+        return float(s * (1 - s))
+    return 1.0
+
+
+def _hessian(f: Any, x: np.ndarray) -> np.ndarray:
+    """Central-difference Hessian of a scalar function."""
+    n = len(x)
+    h = 1e-4 * np.maximum(np.abs(x), 1.0)
+    hess = np.empty((n, n))
+    f0 = f(x)
+    for i in range(n):
+        ei = np.zeros(n)
+        ei[i] = h[i]
+        hess[i, i] = (f(x + ei) - 2 * f0 + f(x - ei)) / h[i] ** 2
+        for j in range(i):
+            ej = np.zeros(n)
+            ej[j] = h[j]
+            v = (f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej) + f(x - ei - ej)) / (
+                4 * h[i] * h[j])
+            hess[i, j] = hess[j, i] = v
+    return hess
+
+
+def _gradient_small(f: Any, x: np.ndarray, n_obs: int) -> bool:
+    g = optimize.approx_fprime(x, f, 1e-7)
+    return bool(np.all(np.abs(g) < 1e-3 * max(n_obs, 1) ** 0.5))
