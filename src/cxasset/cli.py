@@ -233,6 +233,81 @@ def _num(v: float | None) -> str:
     return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:,.3g}" if abs(v) < 1 else f"{v:,.2f}"
 
 
+# --------------------------------------------------------------------------- fit / value
+@app.command()
+@_command
+def fit(
+    workspace: WorkspaceOpt = Path("workspace"),
+    model: Annotated[str, typer.Option(
+        help="bgnbd, mbgnbd, pnbd, or auto (the best on the holdout).")] = "auto",
+    covariates: Annotated[str | None, typer.Option(
+        help="Comma-separated features acting on purchase and dropout, e.g. nps,segment.")
+    ] = None,
+    calibration_end: Annotated[str | None, typer.Option(
+        help="End of the calibration period (default: book.yaml's, else 2/3 of the window).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fit the customer-base models, backtest them on the holdout, and save the fits.
+
+    Example:
+
+        cxasset fit --workspace ws --model auto --covariates nps,onboarding_days
+    """
+    from cxasset.book import Workspace
+    from cxasset.models.workflow import fit_workspace
+
+    covs = [c.strip() for c in covariates.split(",") if c.strip()] if covariates else []
+    with Workspace(workspace) as ws, _progress(not as_json) as update:
+        report = fit_workspace(ws, model=model, covariates=covs,
+                               calibration_end=_date(calibration_end, "--calibration-end"),
+                               progress=lambda m: update(description=m))
+    data = report.to_dict()
+    if as_json:
+        _emit_json(data)
+        return
+    from cxasset.report.text import fit_tables
+
+    for renderable in fit_tables(data):
+        out.print(renderable)
+
+
+@app.command()
+@_command
+def value(
+    workspace: WorkspaceOpt = Path("workspace"),
+    horizon: Annotated[int | None, typer.Option(
+        help="Periods ahead (default: book.yaml's horizon).")] = None,
+    out_file: Annotated[Path | None, typer.Option("--out", help="Write per-customer CLV "
+                                                  "(Parquet).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Customer lifetime value per customer and customer equity, with a 90% interval.
+
+    Needs `cxasset fit` first. Example:
+
+        cxasset value --workspace ws --horizon 104 --out clv.parquet
+    """
+    from cxasset.book import Workspace
+    from cxasset.valuation import value_workspace
+
+    with Workspace(workspace) as ws, _progress(not as_json) as update:
+        update(description="scoring customers")
+        v = value_workspace(ws, horizon=horizon)
+    if out_file is not None:
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        v.customers.to_parquet(out_file, index=False)
+    data = v.to_dict()
+    if as_json:
+        _emit_json({**data, "out": str(out_file) if out_file else None})
+        return
+    from cxasset.report.text import value_table
+
+    out.print(value_table(data))
+    if out_file is not None:
+        out.print(f"Wrote {len(v.customers):,} customers' CLV to {out_file}")
+
+
 # --------------------------------------------------------------------------- synth / demo
 @app.command()
 @_command

@@ -31,10 +31,13 @@ from cxasset.book.contract import TABLES
 from cxasset.book.settings import BookSettings
 from cxasset.book.source import Book, TableSource
 from cxasset.book.validate import (
+    ID_PATTERN,
     MAX_EXAMPLES,
     Check,
     Problem,
     Staged,
+    as_float,
+    as_integer,
     date_format_hint,
     duplicate_check,
     reference_checks,
@@ -47,6 +50,7 @@ from cxasset.exceptions import BookWarning, SchemaError, WorkspaceError
 
 DB_NAME = "cxasset.duckdb"
 META = "_cxasset_meta"
+ARTIFACTS = "_cxasset_artifacts"
 
 Progress = Callable[[str], None]
 
@@ -161,6 +165,37 @@ class Workspace:
 
     def __repr__(self) -> str:
         return f"Workspace({str(self.path)!r})"
+
+    # ------------------------------------------------------------------ artifacts
+    def save_artifact(self, key: str, value: Any) -> None:
+        """Store a JSON-serialisable result (a fitted model, a backtest) under ``key``.
+
+        Artifacts belong to the book they were computed from: a new ingest drops them all.
+        """
+        raw = self.con.con
+        raw.execute(f"CREATE TABLE IF NOT EXISTS {ARTIFACTS} (key VARCHAR PRIMARY KEY, "
+                    "value VARCHAR, saved_at TIMESTAMP)")
+        raw.execute(f"INSERT OR REPLACE INTO {ARTIFACTS} VALUES (?, ?, ?)",
+                    [key, json.dumps(value, default=str),
+                     dt.datetime.now(dt.UTC).replace(tzinfo=None)])
+
+    def load_artifact(self, key: str) -> Any:
+        """The artifact saved under ``key``; WorkspaceError if there is none."""
+        found = self.artifacts()
+        if key not in found:
+            raise WorkspaceError(
+                f"The workspace {self.path} holds no {key!r}" + (
+                    f"; it holds: {', '.join(sorted(found))}" if found else "")
+                + ". Run the step that makes it first (e.g. `cxasset fit`).")
+        row = self.con.con.execute(f"SELECT value FROM {ARTIFACTS} WHERE key = ?", [key])
+        return json.loads(row.fetchone()[0])
+
+    def artifacts(self) -> dict[str, str]:
+        """Saved artifacts: key -> time saved (UTC)."""
+        if ARTIFACTS not in self.con.list_tables():
+            return {}
+        rows = self.con.con.execute(f"SELECT key, saved_at FROM {ARTIFACTS}").fetchall()
+        return {k: v.isoformat(timespec="seconds") for k, v in rows}
 
     # ------------------------------------------------------------------ ingest
     def ingest(self, book: Book | str | Path, progress: Progress | None = None) -> IngestReport:
@@ -298,7 +333,7 @@ class _Ingest:
         col = t.customer_id
         if col.type().is_integer():
             return "int64"
-        bad = (col.notnull() & col.try_cast("int64").isnull()).sum().to_pyarrow().as_py()
+        bad = (col.notnull() & as_integer(col, ID_PATTERN).isnull()).sum().to_pyarrow().as_py()
         return "string" if bad else "int64"
 
     def _typed(self, staged: Staged, id_type: str) -> Staged | None:
@@ -426,9 +461,9 @@ def _typed_extras(t: ir.Table, names: list[str]) -> dict[str, ir.Value]:
     text = [c for c in names if t[c].type().is_string()]
     out: dict[str, ir.Value] = {c: t[c] for c in names}
     if text:
-        bad = t.aggregate(**{c: (t[c].notnull() & t[c].strip().try_cast("float64").isnull()).sum()
+        bad = t.aggregate(**{c: (t[c].notnull() & as_float(t[c]).isnull()).sum()
                              for c in text}).to_pyarrow().to_pylist()[0]
-        out.update({c: t[c].strip().try_cast("float64") for c in text if not bad[c]})
+        out.update({c: as_float(t[c]) for c in text if not bad[c]})
     return out
 
 

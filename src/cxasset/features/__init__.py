@@ -12,7 +12,7 @@ import ibis.expr.types as ir
 
 from cxasset.features.build import FeatureWindow, customer_features
 from cxasset.features.cx import NPS_CLASSES
-from cxasset.features.rfm import HOLDOUT_COLUMNS, RFM_COLUMNS, rfm
+from cxasset.features.rfm import HOLDOUT_COLUMNS, RFM_COLUMNS, holdout_tracking, rfm
 from cxasset.features.subscriptions import cohort_survival, lifetimes, person_periods
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ __all__ = [
     "FeatureWindow",
     "cohort_survival",
     "customer_features",
+    "holdout_tracking",
     "lifetimes",
     "person_periods",
     "rfm",

@@ -92,3 +92,24 @@ def rfm(
         spend_holdout=(h.spend.fill_null(0) + h.refund.fill_null(0)).cast("float64"),
         duration_holdout=ibis.literal((holdout_end_day - cut_day) / period_days, "float64"),
     )
+
+
+def holdout_tracking(
+    customers: ir.Table,
+    transactions: ir.Table,
+    cut_day: int,
+    holdout_end_day: int,
+    period_days: float,
+) -> ir.Table:
+    """Repeat transactions per holdout period of the customers who bought by the cut-off.
+
+    Returns ``period`` (1 = the first period after the cut-off) and ``transactions`` (purchase
+    days), for the backtest's tracking plot of actual against predicted.
+    """
+    days = purchase_days(transactions)
+    known = days.filter(days.day <= cut_day).select("customer_id").distinct()
+    hold = days.filter((days.day > cut_day) & (days.day <= holdout_end_day))
+    hold = hold.semi_join(known, "customer_id")
+    period = (((hold.day - cut_day - 1) / period_days).floor() + 1).cast("int64")
+    hold = hold.mutate(period=period)
+    return hold.group_by("period").aggregate(transactions=hold.count()).order_by("period")

@@ -11,6 +11,7 @@ errors from the observed information (numerical Hessian of the weighted log-like
 
 from __future__ import annotations
 
+import copy
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -314,6 +315,50 @@ class BaseModel(ABC):
         rng = np.random.default_rng(random_state)
         return rng.multivariate_normal(self._theta, self.result_.cov_unconstrained, size=n,
                                        method="eigh")
+
+    def to_state(self) -> dict[str, Any]:
+        """A plain, JSON-serialisable form of the fitted model (see :meth:`from_state`)."""
+        self._check_is_fitted()
+        state: dict[str, Any] = {
+            "model": type(self).__name__,
+            "hyperparameters": {"penalizer": self.penalizer, "tol": self.tol,
+                                "max_iter": self.max_iter},
+            "covariates": self.covariates_,
+            "theta": self._theta.tolist(),
+            "params": self.params_,
+            "n_obs": self.n_obs_,
+        }
+        if hasattr(self, "result_"):
+            res = self.result_.to_dict()
+            res["cov_unconstrained"] = self.result_.cov_unconstrained.tolist()
+            state["result"] = res
+        return state
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> Self:
+        """The model saved by :meth:`to_state`."""
+        if state.get("model") != cls.__name__:
+            raise ValueError(f"state is of a {state.get('model')}, not a {cls.__name__}")
+        m = cls(**state["hyperparameters"])
+        m.covariates_ = {k: list(v) for k, v in state["covariates"].items()}
+        m._theta = np.asarray(state["theta"], dtype=float)
+        m.params_ = dict(state["params"])
+        m.n_obs_ = int(state["n_obs"])
+        if "result" in state:
+            r = dict(state["result"])
+            r["conf_int"] = {k: tuple(v) for k, v in r["conf_int"].items()}
+            r["cov_unconstrained"] = np.asarray(r["cov_unconstrained"], dtype=float)
+            r["notes"] = tuple(r["notes"])
+            m.result_ = FitResult(**r)
+        return m
+
+    def with_theta(self, theta: np.ndarray) -> Self:
+        """A copy of the fitted model at another parameter vector (e.g. a draw of
+        :meth:`sample_theta`), for predictions under parameter uncertainty."""
+        self._check_is_fitted()
+        other = copy.copy(self)
+        other._theta = np.asarray(theta, dtype=float)
+        return other
 
     def summary(self) -> pd.DataFrame:
         self._check_is_fitted()

@@ -1,0 +1,207 @@
+"""Fit the customer-base models of a workspace: backtest on the calibration/holdout split, choose,
+refit on the whole observation window, and save the fits in the workspace.
+
+Used by ``cxasset fit`` and the Python API alike::
+
+    from cxasset.book import Workspace
+    from cxasset.models.workflow import fit_workspace
+    report = fit_workspace(Workspace("ws"), model="auto", covariates=["nps"])
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from cxasset.exceptions import ModelDataError
+from cxasset.features import holdout_tracking, workspace_features
+from cxasset.features._time import date_day
+from cxasset.models.backtest import Backtest, backtest
+
+#: ``--model`` name -> (module, class) of the purchase/dropout models of non-contractual books.
+PURCHASE_MODELS: dict[str, tuple[str, str]] = {
+    "bgnbd": ("cxasset.models.bgnbd", "BetaGeoModel"),
+    "mbgnbd": ("cxasset.models.mbgnbd", "ModifiedBetaGeoModel"),
+    "pnbd": ("cxasset.models.paretonbd", "ParetoNBDModel"),
+}
+
+Progress = Callable[[str], None]
+
+
+def model_class(name: str) -> Any:
+    if name not in PURCHASE_MODELS:
+        raise ModelDataError(f"unknown model {name!r}; choose one of "
+                             f"{', '.join([*PURCHASE_MODELS, 'auto'])}")
+    module, cls = PURCHASE_MODELS[name]
+    return getattr(importlib.import_module(module), cls)
+
+
+def model_name(model: Any) -> str:
+    return next(k for k, (_, c) in PURCHASE_MODELS.items() if c == type(model).__name__)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One purchase model fitted on the calibration period and backtested on the holdout."""
+
+    name: str
+    model: Any
+    backtest: Backtest
+
+    def to_dict(self) -> dict[str, Any]:
+        r = self.model.result_
+        return {"model": self.name, "params": r.params, "std_err": r.std_err,
+                "conf_int": {k: list(v) for k, v in r.conf_int.items()},
+                "log_likelihood": r.log_likelihood, "aic": r.aic, "bic": r.bic,
+                "converged": r.converged, "notes": list(r.notes),
+                "backtest": self.backtest.to_dict()}
+
+
+@dataclass(frozen=True)
+class FitReport:
+    """What ``cxasset fit`` did: every candidate's backtest, the choice and why, the final fits."""
+
+    chosen: str
+    reason: str
+    candidates: list[Candidate]
+    purchase: Any  # refitted on the whole window
+    spend: Any
+    calibration_end: dt.date
+    as_of: dt.date
+    period: str
+    covariates: dict[str, list[str]] = field(default_factory=dict)
+
+    def candidate(self, name: str) -> Candidate:
+        return next(c for c in self.candidates if c.name == name)
+
+    def to_dict(self) -> dict[str, Any]:
+        r = self.purchase.result_
+        s = self.spend.result_
+        return {
+            "model": self.chosen,
+            "reason": self.reason,
+            "period": self.period,
+            "calibration_end": str(self.calibration_end),
+            "as_of": str(self.as_of),
+            "covariates": self.covariates,
+            "params": r.params, "std_err": r.std_err,
+            "conf_int": {k: list(v) for k, v in r.conf_int.items()},
+            "log_likelihood": r.log_likelihood, "aic": r.aic, "bic": r.bic,
+            "n_obs": r.n_obs, "converged": r.converged, "notes": list(r.notes),
+            "backtest": self.candidate(self.chosen).backtest.to_dict(),
+            "spend": {"model": "gammagamma", "params": s.params, "std_err": s.std_err,
+                      "conf_int": {k: list(v) for k, v in s.conf_int.items()},
+                      "log_likelihood": s.log_likelihood, "notes": list(s.notes),
+                      "independence": getattr(self.spend, "independence_", None) and
+                      self.spend.independence_.to_dict()},
+            "candidates": [c.to_dict() for c in self.candidates],
+        }
+
+
+def encode_covariates(df: pd.DataFrame, names: Sequence[str]) -> tuple[pd.DataFrame, list[str]]:
+    """Numeric covariates as they are; text ones as 0/1 dummies with the most common level as
+    the baseline (named ``<column>=<level>``)."""
+    out = df.copy()
+    cols: list[str] = []
+    for name in names:
+        if name not in df.columns:
+            raise ModelDataError(f"covariate {name!r} is not a feature; features are: "
+                                 f"{', '.join(df.columns)}")
+        col = df[name]
+        if pd.api.types.is_bool_dtype(col):
+            out[name] = col.astype(float)
+            cols.append(name)
+        elif pd.api.types.is_numeric_dtype(col):
+            cols.append(name)
+        else:
+            levels = col.value_counts()
+            for level in levels.index[1:]:
+                dummy = f"{name}={level}"
+                out[dummy] = (col == level).astype(float)
+                cols.append(dummy)
+    return out, cols
+
+
+def fit_workspace(
+    ws: Any,
+    model: str = "auto",
+    covariates: Sequence[str] = (),
+    calibration_end: dt.date | None = None,
+    progress: Progress | None = None,
+) -> FitReport:
+    """Fit, backtest, choose and save the purchase and spend models of a workspace's book."""
+    say = progress or (lambda _m: None)
+    s = ws.settings
+    if ws.meta()["kind"] != "transactions":
+        raise ModelDataError("fit on a subscription book: use the contractual models "
+                             "(--model sbg or hazard)")
+    cal_end = calibration_end or s.calibration_end or _default_calibration_end(ws)
+    say("computing calibration features")
+    cal = workspace_features(ws, calibration_end=cal_end).to_pandas()
+    cal, cov_cols = encode_covariates(cal, covariates)
+    tracking = holdout_tracking(ws.table("customers"), ws.table("transactions"),
+                                date_day(cal_end), date_day(s.as_of), s.period_days).to_pandas()
+    names = list(PURCHASE_MODELS) if model == "auto" else [model]
+    candidates = []
+    for name in names:
+        say(f"fitting {name} on the calibration period")
+        m = model_class(name)().fit(cal, covariates=cov_cols or None)
+        candidates.append(Candidate(name, m, backtest(m, cal, tracking, s.period)))
+    chosen, reason = _choose(candidates, model)
+    say(f"refitting {chosen} on the whole window to {s.as_of}")
+    full = workspace_features(ws).to_pandas()
+    full, _ = encode_covariates(full, covariates)
+    purchase = model_class(chosen)().fit(full, covariates=cov_cols or None)
+    say("fitting the spend model")
+    from cxasset.models.gammagamma import GammaGammaModel
+
+    spend = GammaGammaModel().fit(full)
+    report = FitReport(chosen, reason, candidates, purchase, spend, cal_end, s.as_of, s.period,
+                       purchase.covariates_)
+    ws.save_artifact("fit", report.to_dict())
+    ws.save_artifact("model:purchase", purchase.to_state())
+    ws.save_artifact("model:spend", spend.to_state())
+    ws.save_artifact("covariates", list(covariates))
+    return report
+
+
+def _default_calibration_end(ws: Any) -> dt.date:
+    """Without a calibration_end, the last third of the observation window is the holdout."""
+    s = ws.settings
+    t = ws.table("transactions")
+    first = t.occurred_at.min().to_pyarrow().as_py().date()
+    return first + (s.as_of - first) * 2 / 3
+
+
+def _choose(cands: list[Candidate], requested: str) -> tuple[str, str]:
+    if requested != "auto":
+        c = cands[0]
+        return c.name, (f"{c.name} as requested; holdout MAE {c.backtest.mae:.3f} transactions "
+                        f"per customer, aggregate error {c.backtest.aggregate_error:+.1%}")
+    ok = [c for c in cands if c.model.result_.converged] or cands
+    best = min(ok, key=lambda c: c.backtest.mae)
+    others = "; ".join(f"{c.name} {c.backtest.mae:.3f}" for c in cands if c is not best)
+    return best.name, (f"{best.name} has the lowest holdout error per customer (MAE "
+                       f"{best.backtest.mae:.3f} transactions; {others}), aggregate error "
+                       f"{best.backtest.aggregate_error:+.1%}")
+
+
+def load_models(ws: Any) -> tuple[Any, Any]:
+    """The purchase and spend models saved by :func:`fit_workspace`."""
+    states = [ws.load_artifact("model:purchase"), ws.load_artifact("model:spend")]
+    out = []
+    for st in states:
+        name = st["model"]
+        module = next((m for m, c in PURCHASE_MODELS.values() if c == name),
+                      "cxasset.models.gammagamma")
+        out.append(getattr(importlib.import_module(module), name).from_state(st))
+    return out[0], out[1]
+
+
+__all__ = ["PURCHASE_MODELS", "Candidate", "FitReport", "encode_covariates", "fit_workspace",
+           "load_models"]

@@ -1,0 +1,70 @@
+"""Terminal rendering of fits and valuations (rich tables), from their ``to_dict()`` forms."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
+
+
+def money(value: float, currency: str = "USD") -> str:
+    """``$1.23M``-style money for people: symbol, thousands separators, sensible rounding."""
+    sym = SYMBOLS.get(currency, currency + " ")
+    a = abs(value)
+    sign = "-" if value < 0 else ""
+    if a >= 1e9:
+        return f"{sign}{sym}{a / 1e9:,.2f}B"
+    if a >= 1e6:
+        return f"{sign}{sym}{a / 1e6:,.2f}M"
+    if a >= 1e4:
+        return f"{sign}{sym}{a / 1e3:,.0f}k"
+    return f"{sign}{sym}{a:,.2f}"
+
+
+def fit_tables(d: dict[str, Any]) -> list[Any]:
+    """Parameters of the chosen fit, the candidates' backtests, and the spend model."""
+    params = Table("parameter", "estimate", "std. error", "95% interval",
+                   title=f"{d['model']} fitted to {d['as_of']} ({d['n_obs']:,} customers, "
+                   f"time in {d['period']}s) · LL {d['log_likelihood']:,.2f}")
+    for k, v in d["params"].items():
+        lo, hi = d["conf_int"][k]
+        params.add_row(k, f"{v:.4g}", f"{d['std_err'][k]:.3g}", f"{lo:.4g} – {hi:.4g}")
+    cands = Table("model", "LL (calibration)", "holdout actual", "holdout predicted",
+                  "aggregate error", "MAE / customer",
+                  title=f"Backtest: calibration to {d['calibration_end']}, holdout to "
+                  f"{d['as_of']}")
+    for c in d["candidates"]:
+        b = c["backtest"]
+        mark = " ✓" if c["model"] == d["model"] else ""
+        cands.add_row(c["model"] + mark, f"{c['log_likelihood']:,.1f}",
+                      f"{b['actual_total']:,.0f}", f"{b['predicted_total']:,.0f}",
+                      f"{b['aggregate_error']:+.1%}", f"{b['mae_per_customer']:.3f}")
+    sp = d["spend"]
+    spend = Table("parameter", "estimate", "95% interval", title="Spend: Gamma-Gamma (repeat "
+                  "buyers)")
+    for k, v in sp["params"].items():
+        lo, hi = sp["conf_int"][k]
+        spend.add_row(k, f"{v:.4g}", f"{lo:.4g} – {hi:.4g}")
+    notes = [f"Chosen: {d['reason']}"]
+    if sp.get("independence"):
+        notes.append(f"Spend vs frequency: {sp['independence']['verdict']}")
+    notes += [f"Note: {n}" for n in d["notes"] + sp["notes"]]
+    return [params, cands, spend, "\n".join(notes)]
+
+
+def value_table(d: dict[str, Any]) -> Table:
+    s = d["settings"]
+    cur = s["currency"]
+    ce = d["customer_equity"]
+    t = Table("measure", "value", title=f"Customer asset value over {s['horizon']} {s['period']}s "
+              f"({s['discount_rate_annual']:.0%} annual discount, margin {s['margin_rate']:.0%})")
+    t.add_row("customer equity", f"{money(ce['estimate'], cur)} (90% interval "
+              f"{money(ce['p5'], cur)} – {money(ce['p95'], cur)})")
+    t.add_row("customers", f"{d['customers']:,}")
+    t.add_row("mean CLV", money(d["mean_clv"], cur))
+    t.add_row("median CLV", money(d["median_clv"], cur))
+    t.add_row("expected transactions", f"{d['expected_transactions']:,.0f} over the horizon")
+    t.add_row("mean P(alive)", f"{d['mean_p_alive']:.1%}")
+    return t
