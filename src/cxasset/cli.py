@@ -358,7 +358,7 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
     as_json: JsonOpt = False,
 ) -> None:
-    """The main job end to end on a synthetic book: synth -> ingest -> features.
+    """The main job end to end on a synthetic book: synth -> ingest -> features -> fit -> value.
 
     Example:
 
@@ -366,34 +366,46 @@ def demo(
     """
     from cxasset.book import Workspace
     from cxasset.features import workspace_features
+    from cxasset.models.workflow import fit_workspace
     from cxasset.synth import generate
+    from cxasset.valuation import value_workspace
 
     book = out_dir / "book"
     ws = Workspace(out_dir / "workspace")
+    steps = 5
     with _progress(not as_json, total=customers) as update:
-        update(description="1/3 synthesising the customer book")
+        update(description=f"1/{steps} synthesising the customer book")
         generate(book, customers=customers, seed=seed,
                  progress=lambda n: update(completed=n))
-        update(description="2/3 validating and ingesting", completed=customers)
+        update(description=f"2/{steps} validating and ingesting", completed=customers)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", BookWarning)
             report = ws.ingest(book)
-        update(description="3/3 computing features in the engine")
+        update(description=f"3/{steps} computing features in the engine")
         s = ws.settings
         feats = workspace_features(ws, calibration_end=s.calibration_end).to_pandas()
+        fitted = fit_workspace(ws, model="auto",
+                               progress=lambda m: update(description=f"4/{steps} {m}"))
+        update(description=f"5/{steps} valuing the customer base")
+        valuation = value_workspace(ws)
         ws.close()
     summary = _demo_summary(feats, s)
+    fit_d, value_d = fitted.to_dict(), valuation.to_dict()
     if as_json:
         _emit_json({"book": str(book), "workspace": str(ws.path), "rows": report.rows,
-                    "summary": summary})
+                    "summary": summary, "fit": fit_d, "value": value_d})
         return
+    from cxasset.report.text import fit_tables, value_table
+
     table = Table("measure", "value", title=f"Customer book {book} · {report.rows['customers']:,}"
                   f" customers · features as of {s.calibration_end or s.as_of}")
     for k, v in summary.items():
         table.add_row(k, v)
     out.print(table)
-    out.print(f"Workspace: {ws.path} · next: cxasset features --workspace {ws.path} "
-              "--out features.parquet")
+    for renderable in fit_tables(fit_d):
+        out.print(renderable)
+    out.print(value_table(value_d))
+    out.print(f"Workspace: {ws.path} · try: cxasset value --workspace {ws.path} --out clv.parquet")
 
 
 def _demo_summary(f: Any, s: Any) -> dict[str, str]:

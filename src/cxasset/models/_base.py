@@ -105,6 +105,16 @@ class BaseModel(ABC):
     def _check_data(self, data: pd.DataFrame) -> None:
         """Model-specific data checks (raise ModelDataError)."""
 
+    def _prepare(self, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Precompute what the likelihood reuses at every evaluation (e.g. unique values)."""
+        return data
+
+    def _ll_grad(self, p: Mapping[str, Any], data: Mapping[str, np.ndarray]
+                 ) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
+        """Per-row log-likelihood and its derivatives with respect to each natural parameter
+        (per row), or None when the model has no analytic gradient (then it is numerical)."""
+        return None
+
     # ------------------------------------------------------------------ fitting
     def fit(self, data: pd.DataFrame, covariates: Mapping[str, Sequence[str]] | Sequence[str]
             | None = None, weights: np.ndarray | None = None) -> Self:
@@ -134,7 +144,7 @@ class BaseModel(ABC):
         self._check_covariates(data, cov_cols)
         cells, w = compress(data, [*self._data_columns, *cov_cols], weights)
         arrays = {c: cells[c].to_numpy(dtype=float) for c in cells.columns}
-        self._arrays, self._w = arrays, w
+        self._arrays, self._w = self._prepare(arrays), w
         theta0 = self._pack_start(self._initial_params(arrays, w))
         res = self._optimise(theta0)
         self._theta = res.x
@@ -212,9 +222,51 @@ class BaseModel(ABC):
             val += self.penalizer * float(np.sum(theta[len(self._param_names):] ** 2))
         return val if np.isfinite(val) else 1e300
 
+    def _objective_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray] | None:
+        """Negative log-likelihood and its analytic gradient on the free scale, if available."""
+        k = len(self._param_names)
+        with np.errstate(all="ignore"):
+            p = self._unpack(theta, self._arrays)
+            out = self._ll_grad(p, self._arrays)
+        if out is None:
+            return None
+        ll, dp = out
+        w = self._w
+        val = -float(np.dot(w, ll))
+        grad = np.empty(len(theta))
+        for i, name in enumerate(self._param_names):
+            kind = self._constraints[name]
+            d = np.asarray(dp[name]) * (p[name] if kind == "positive" else
+                                        p[name] * (1 - p[name]) if kind == "unit" else 1.0)
+            grad[i] = -float(np.sum(w * d))
+        i = k
+        for name, cols in self.covariates_.items():
+            d = w * np.asarray(dp[name]) * p[name] * self._covariate_params[name]
+            for c in cols:
+                grad[i] = -float(np.dot(d, self._arrays[c]))
+                i += 1
+        if self.penalizer:
+            val += self.penalizer * float(np.sum(theta[k:] ** 2))
+            grad[k:] += 2 * self.penalizer * theta[k:]
+        if not np.isfinite(val) or not np.all(np.isfinite(grad)):
+            return 1e300, np.zeros(len(theta))
+        return val, grad
+
     def _optimise(self, theta0: np.ndarray) -> optimize.OptimizeResult:
         scale = max(float(self._w.sum()), 1.0)
         fun = lambda th: self._objective(th) / scale  # noqa: E731 - scaled for the optimiser
+        if self._objective_grad(theta0) is not None:
+            def fun_grad(th: np.ndarray) -> tuple[float, np.ndarray]:
+                v, g = self._objective_grad(th)  # type: ignore[misc]
+                return v / scale, g / scale
+
+            res = optimize.minimize(fun_grad, theta0, jac=True, method="BFGS",
+                                    options={"maxiter": self.max_iter * len(theta0),
+                                             "gtol": self.tol})
+            if res.success and res.fun < 1e299:
+                res.fun = res.fun * scale
+                return res
+            theta0 = res.x if np.all(np.isfinite(res.x)) and res.fun < 1e299 else theta0
         best = None
         for method in ("BFGS", "Nelder-Mead"):
             res = optimize.minimize(fun, theta0 if best is None else best.x, method=method,
@@ -242,7 +294,10 @@ class BaseModel(ABC):
 
     def _finish(self, res: optimize.OptimizeResult, n_obs: int, n_cells: int) -> None:
         theta = res.x
-        hess = _hessian(self._objective, theta)
+        if self._objective_grad(theta) is not None:
+            hess = _hessian_from_grad(lambda th: self._objective_grad(th)[1], theta)  # type: ignore[index]
+        else:
+            hess = _hessian(self._objective, theta)
         notes = []
         try:
             cov = np.linalg.inv(hess)
@@ -417,6 +472,18 @@ def _hessian(f: Any, x: np.ndarray) -> np.ndarray:
                 4 * h[i] * h[j])
             hess[i, j] = hess[j, i] = v
     return hess
+
+
+def _hessian_from_grad(g: Any, x: np.ndarray) -> np.ndarray:
+    """Central differences of an analytic gradient, symmetrised."""
+    n = len(x)
+    h = 1e-5 * np.maximum(np.abs(x), 1.0)
+    hess = np.empty((n, n))
+    for i in range(n):
+        e = np.zeros(n)
+        e[i] = h[i]
+        hess[:, i] = (g(x + e) - g(x - e)) / (2 * h[i])
+    return (hess + hess.T) / 2
 
 
 def _gradient_small(f: Any, x: np.ndarray, n_obs: int) -> bool:

@@ -18,12 +18,29 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy.special import betaln, gammaln, hyp2f1
+from scipy.special import betaln, digamma, gammaln, hyp2f1
 
 from cxasset.exceptions import ModelDataError
 from cxasset.models._base import BaseModel, Constraint
 
 RFM = ("frequency", "recency", "T")
+
+
+def unique_index(data: Mapping[str, np.ndarray], columns: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Unique values of each column and the index of every row's value (``_u:<c>``, ``_i:<c>``)."""
+    out = {}
+    for c in columns:
+        uniq, inv = np.unique(data[c], return_inverse=True)
+        out[f"_u:{c}"], out[f"_i:{c}"] = uniq, inv
+    return out
+
+
+def on_unique(data: Mapping[str, np.ndarray], column: str, fn: Any, shared: bool) -> np.ndarray:
+    """``fn(data[column])``, evaluated once per unique value when the parameters inside ``fn``
+    are shared by all rows (``shared``) and the unique values were prepared."""
+    if shared and f"_u:{column}" in data:
+        return np.asarray(fn(data[f"_u:{column}"]))[data[f"_i:{column}"]]
+    return np.asarray(fn(data[column]))
 
 
 def check_rfm(data: pd.DataFrame, name: str) -> None:
@@ -81,15 +98,46 @@ class BetaGeoModel(BaseModel):
         r = 0.5
         return {"r": r, "alpha": r / max(rate, 1e-6), "a": 1.0, "b": 2.0}
 
+    def _prepare(self, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {**data, **unique_index(data, RFM)}
+
     def _log_likelihood(self, p: Mapping[str, Any], data: Mapping[str, np.ndarray]) -> np.ndarray:
+        return self._ll_grad(p, data, grad=False)[0]
+
+    def _ll_grad(self, p: Mapping[str, Any], data: Mapping[str, np.ndarray], grad: bool = True
+                 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Log-likelihood (Fader, Hardie & Lee 2005, eq. 6) in log space, and its gradient.
+
+        Terms that depend on one statistic only are evaluated on its unique values when the
+        parameters they involve are the same for every row (no covariates on them).
+        """
         r, alpha, a, b = p["r"], p["alpha"], p["a"], p["b"]
-        x, tx, T = data["frequency"], data["recency"], data["T"]
-        a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
-        a2 = betaln(a, b + x) - betaln(a, b)
-        a3 = -(r + x) * np.log(alpha + T)
-        a4 = np.log(a) - np.log(np.maximum(b + x - 1, 1e-300)) - (r + x) * np.log(alpha + tx)
-        a4 = np.where(x > 0, a4, -np.inf)
-        return a1 + a2 + np.logaddexp(a3, a4)
+        x = data["frequency"]
+        ab_scalar = np.ndim(a) == 0 and np.ndim(b) == 0
+
+        def on_x(fn: Any) -> np.ndarray:
+            return on_unique(data, "frequency", fn, ab_scalar)
+
+        la_T = on_unique(data, "T", lambda T: np.log(alpha + T), np.ndim(alpha) == 0)
+        la_tx = on_unique(data, "recency", lambda tx: np.log(alpha + tx), np.ndim(alpha) == 0)
+        rx = r + x
+        a1 = on_unique(data, "frequency", lambda u: gammaln(r + u) - gammaln(r), True) + r * np.log(alpha)
+        a2 = on_x(lambda u: betaln(a, b + u) - betaln(a, b))
+        log_bx1 = on_x(lambda u: np.log(np.maximum(b + u - 1, 1e-300)))
+        u = -rx * la_T
+        v = np.where(x > 0, np.log(a) - log_bx1 - rx * la_tx, -np.inf)
+        ll = a1 + a2 + np.logaddexp(u, v)
+        if not grad:
+            return ll, {}
+        pi = np.where(x > 0, 1.0 / (1.0 + np.exp(u - v)), 0.0)  # share of the "dropped at t_x" term
+        T, tx = data["T"], data["recency"]
+        d_r = (on_unique(data, "frequency", lambda u_: digamma(r + u_) - digamma(r), True)
+               + np.log(alpha) - (1 - pi) * la_T - pi * la_tx)
+        d_alpha = r / alpha - (1 - pi) * rx / (alpha + T) - pi * rx / (alpha + tx)
+        d_a = on_x(lambda u_: digamma(a + b) - digamma(a + b + u_)) + pi / a
+        d_b = (on_x(lambda u_: digamma(b + u_) - digamma(a + b + u_) - digamma(b) + digamma(a + b))
+               - pi * on_x(lambda u_: 1.0 / np.maximum(b + u_ - 1, 1e-300)))
+        return ll, {"r": d_r, "alpha": d_alpha, "a": d_a, "b": d_b}
 
     # ------------------------------------------------------------------ predictions
     def _p(self, data: pd.DataFrame | None, theta: np.ndarray | None = None) -> dict[str, Any]:
