@@ -121,7 +121,8 @@ def _problem(staged: Staged, check: Check, n: int) -> Problem:
         values = ", ".join(
             f"{c}={_fmt(rec[c])}" if len(cols) > 1 else _fmt(rec[c]) for c in cols
         )
-        examples.append(f"{staged.where(int(rec['_row']))}: {values}" if values else staged.where(int(rec["_row"])))
+        where = staged.where(int(rec["_row"]))
+        examples.append(f"{where}: {values}" if values else where)
     return Problem(
         table=staged.spec.name,
         source=staged.source,
@@ -147,19 +148,48 @@ def _fmt(value: object) -> str:
 # typing: raw columns (text from CSV, or native types) -> contract types
 
 
+#: Text accepted as a number. DuckDB's own casts are lenient ('1.5' -> 2 as an integer, '0x1F',
+#: '1_000', 'NaN', 'inf'); data is typed by these patterns first, so nothing is silently changed.
+INT_PATTERN = r"^[+-]?[0-9]+$"
+ID_PATTERN = r"^-?(0|[1-9][0-9]*)$"  # no leading zeros: '007' stays a text id
+FLOAT_PATTERN = r"^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?$"
+
+
+def as_integer(raw: ir.Column, pattern: str = INT_PATTERN) -> ir.IntegerValue:
+    """``raw`` as int64; NULL where it is not a whole number (text must match ``pattern``)."""
+    if raw.type().is_integer():
+        return raw.cast("int64")
+    if raw.type().is_string():
+        text = raw.strip()
+        return ibis.ifelse(text.re_search(pattern), text.try_cast("int64"), ibis.null("int64"))
+    value = raw.try_cast("float64")
+    return ibis.ifelse(value == value.floor(), value.try_cast("int64"), ibis.null("int64"))
+
+
+def as_float(raw: ir.Column) -> ir.FloatingValue:
+    """``raw`` as float64; NULL where it is not a finite number."""
+    if raw.type().is_string():
+        text = raw.strip()
+        value = ibis.ifelse(text.re_search(FLOAT_PATTERN), text.try_cast("float64"),
+                            ibis.null("float64"))
+    else:
+        value = raw.try_cast("float64")
+    return ibis.ifelse(value.isnan() | value.isinf(), ibis.null("float64"), value)
+
+
 def typed_column(raw: ir.Column, col: Column, id_type: str, date_format: str | None) -> ir.Value:
     """The contract type of ``raw``; NULL where a value cannot be converted."""
     kind = col.kind
     if kind == "id":
-        return raw.cast("string").strip() if id_type == "string" else raw.try_cast("int64")
+        if id_type == "string":
+            return raw.cast("string").strip()
+        return as_integer(raw, ID_PATTERN)
     if kind == "timestamp":
         return parse_timestamp(raw, date_format)
     if kind == "float":
-        value = raw.try_cast("float64")
-        # 'NaN' and 'inf' parse as floats but are not amounts, scores or costs
-        return ibis.ifelse(value.isnan() | value.isinf(), ibis.null("float64"), value)
+        return as_float(raw)
     if kind == "int":
-        return raw.try_cast("int64")
+        return as_integer(raw)
     if kind == "bool":
         return raw.try_cast("boolean")
     return raw.cast("string")
