@@ -95,7 +95,7 @@ class SynthParams:
         gamma_purch={"onboarding": -0.05, "training": 0.05, "employees": 0.0,
                      "satisfaction": 0.10, "engagement": 0.35, "seg_mid": 0.25,
                      "seg_enterprise": 0.50},
-        gamma_drop_a={"onboarding": 0.20, "training": -0.10, "employees": 0.0,
+        gamma_drop_a={"onboarding": 0.30, "training": -0.10, "employees": 0.0,
                       "satisfaction": -0.45, "engagement": -0.15, "seg_mid": -0.20,
                       "seg_enterprise": -0.40},
         gamma_drop_b={},
@@ -105,7 +105,7 @@ class SynthParams:
     )
     subscription: dict[str, Any] = _d(
         alpha0=0.9, beta0=9.0,
-        gamma_churn_a={"onboarding": 0.20, "training": -0.10, "employees": 0.0,
+        gamma_churn_a={"onboarding": 0.30, "training": -0.10, "employees": 0.0,
                        "satisfaction": -0.45, "engagement": -0.20, "seg_mid": -0.30,
                        "seg_enterprise": -0.60},
         gamma_churn_b={},
@@ -217,7 +217,8 @@ def small_design(beta: dict[str, float], *, effort: np.ndarray, segment: np.ndar
 #: The planted mechanisms in formulas (``truth.json["mechanisms"]``); rates per week.
 MECHANISMS = {
     "acquisition": "acquired_at uniform over the first calendar.acquisition_weeks weeks; segment "
-    "~ Categorical(segments); acquisition_channel ~ Categorical(acquisition.channel_share[segment]) "
+    "~ Categorical(segments); acquisition_channel ~ "
+    "Categorical(acquisition.channel_share[segment]) "
     "over labels.acquisition_channels; acquisition_cost = cost_base[channel] * "
     "cost_segment_multiplier[segment] * exp(cost_log_sd * N(0,1))",
     "attributes": "employees = max(1, round(employees_median[segment] * exp(employees_log_sd * "

@@ -70,7 +70,7 @@ class Calendar:
         return (self.start - EPOCH).days
 
 
-def _cat(u: np.ndarray, probs: np.ndarray) -> np.ndarray:
+def categorical(u: np.ndarray, probs: np.ndarray) -> np.ndarray:
     """Categorical codes from uniforms ``u`` and per-row probability rows ``probs``."""
     cum = np.cumsum(probs, axis=-1)
     cum = cum / cum[..., -1:]
@@ -90,21 +90,23 @@ def latent_state(params: SynthParams, seed: int, blocks: Sequence[int], sizes: S
         return rng.draw(sizes, lambda g, sl, n: getattr(g, kind)(n))
 
     seg_p = np.array([params.segments[s] for s in SEGMENTS])
-    seg = _cat(std("random"), seg_p)
+    seg = categorical(std("random"), seg_p)
     acq = rng.draw(sizes, lambda g, sl, n: g.integers(0, cal.acquisition_days, n))
     acq_p = params.acquisition
     ch_share = np.array([acq_p["channel_share"][s] for s in SEGMENTS])
-    channel = _cat(std("random"), ch_share[seg])
+    channel = categorical(std("random"), ch_share[seg])
     base = np.array(list(acq_p["cost_base"].values()))
     mult = np.array([acq_p["cost_segment_multiplier"][s] for s in SEGMENTS])
-    cost = np.round(base[channel] * mult[seg] * np.exp(acq_p["cost_log_sd"] * std("standard_normal")), 2)
+    noise = np.exp(acq_p["cost_log_sd"] * std("standard_normal"))
+    cost = np.round(base[channel] * mult[seg] * noise, 2)
     at = params.attributes
     emp_med = np.array([at["employees_median"][s] for s in SEGMENTS])
     employees = np.maximum(1, np.round(emp_med[seg] * np.exp(at["employees_log_sd"]
                                                              * std("standard_normal"))))
     tr_mean = np.array([at["training_mean"][s] for s in SEGMENTS])[seg]
     shape = at["training_shape"]
-    training = np.round(2 * rng.draw(sizes, lambda g, sl, n: g.gamma(shape, tr_mean[sl] / shape))) / 2
+    training = rng.draw(sizes, lambda g, sl, n: g.gamma(shape, tr_mean[sl] / shape))
+    training = np.round(2 * training) / 2
     ob = params.onboarding
     ob_mean = np.array([ob["mean_days"][s] for s in SEGMENTS])[seg]
     nb_p = ob["nb_size"] / (ob["nb_size"] + ob_mean)
@@ -119,7 +121,8 @@ def latent_state(params: SynthParams, seed: int, blocks: Sequence[int], sizes: S
     g_rate = rng.draw(sizes, lambda g, sl, n: g.standard_gamma(pu["r"], n))
     sp = params.spend
     shift = np.array([sp["segment_log_shift"].get(s, 0.0) for s in SEGMENTS])[seg]
-    nu = rng.draw(sizes, lambda g, sl, n: g.standard_gamma(sp["q"], n)) / (sp["gamma"] * np.exp(shift))
+    nu = rng.draw(sizes, lambda g, sl, n: g.standard_gamma(sp["q"], n))
+    nu = nu / (sp["gamma"] * np.exp(shift))
     state = dict(segment=seg, acq_day=acq, channel=channel, acquisition_cost=cost,
                  employees=employees.astype(np.int64), training_hours=training,
                  onboarding_days=ob_days.astype(np.int64), never_onboarded=never,
@@ -131,7 +134,7 @@ def latent_state(params: SynthParams, seed: int, blocks: Sequence[int], sizes: S
     state["theta"] = rng.draw(sizes, lambda g, sl, n: g.beta(alpha[sl], beta[sl]))
     su = params.subscription
     plan_p = np.array([su["plan_share"][s] for s in SEGMENTS])
-    state["plan"] = _cat(std("random"), plan_p[seg])
+    state["plan"] = categorical(std("random"), plan_p[seg])
     return state
 
 
@@ -148,7 +151,8 @@ def purchase_params(params: SynthParams, state: dict[str, np.ndarray],
     """``a_i``, ``b_i`` of the dropout Beta and the purchase rate ``lambda_i`` (per week).
 
     ``alpha_i = alpha0 exp(-gamma_purch'z)``, ``lambda_i = G_i / alpha_i`` with
-    ``G_i ~ Gamma(r, 1)`` (so ``lambda_i ~ Gamma(r, rate alpha_i)``); ``a_i = a0 exp(gamma_drop_a'z)``,
+    ``G_i ~ Gamma(r, 1)`` (so ``lambda_i ~ Gamma(r, rate alpha_i)``);
+    ``a_i = a0 exp(gamma_drop_a'z)``,
     ``b_i = b0 exp(gamma_drop_b'z)``.
     """
     pu = params.purchase
@@ -159,8 +163,10 @@ def purchase_params(params: SynthParams, state: dict[str, np.ndarray],
     return a, b, state["g_rate"] / alpha
 
 
-def churn_params(params: SynthParams, state: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """``alpha_i = alpha0 exp(gamma_churn_a'z)``, ``beta_i = beta0 exp(gamma_churn_b'z)`` (monthly)."""
+def churn_params(params: SynthParams, state: dict[str, np.ndarray],
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Monthly churn Beta: ``alpha_i = alpha0 exp(gamma_churn_a'z)``,
+    ``beta_i = beta0 exp(gamma_churn_b'z)``."""
     su = params.subscription
     z = covariates(params, state)
     return (su["alpha0"] * np.exp(z @ coefficients(su["gamma_churn_a"])),
@@ -173,8 +179,9 @@ def add_months(day: np.ndarray, months: np.ndarray, cal: Calendar) -> np.ndarray
     month0 = date.astype("datetime64[M]")
     dom = (date - month0.astype("datetime64[D]")).astype(np.int64)
     target = month0 + months
-    length = ((target + 1).astype("datetime64[D]") - target.astype("datetime64[D]")).astype(np.int64)
-    out = target.astype("datetime64[D]") + np.minimum(dom, length - 1)
+    first = target.astype("datetime64[D]")
+    length = ((target + 1).astype("datetime64[D]") - first).astype(np.int64)
+    out = first + np.minimum(dom, length - 1)
     return (out - np.datetime64(cal.start, "D")).astype(np.int64)
 
 

@@ -7,13 +7,12 @@ is a book folder in the data contract of :mod:`cxasset.book` plus ``truth.json``
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-
-import datetime as dt
 
 import numpy as np
 import pyarrow as pa
@@ -310,8 +309,11 @@ def rates(params: SynthParams, st: dict[str, np.ndarray]) -> dict[str, np.ndarra
     """Weekly contact, referral and engagement-session rates of each customer while alive."""
     kw = dict(effort=st["effort"], segment=st["segment"], satisfaction=st["satisfaction"],
               engagement=st["engagement"])
-    return {name: getattr(params, name)["rate0"] * np.exp(small_design(
-        getattr(params, name)["beta"], **kw)) for name in ("interactions", "referrals", "engagement")}
+    out = {}
+    for name in ("interactions", "referrals", "engagement"):
+        spec = getattr(params, name)
+        out[name] = spec["rate0"] * np.exp(small_design(spec["beta"], **kw))
+    return out
 
 
 def _service(params: SynthParams, seed: int, blocks: list[int], sizes: list[int],
@@ -326,7 +328,7 @@ def _service(params: SynthParams, seed: int, blocks: list[int], sizes: list[int]
     count = rng.draw(sizes, lambda g, sl, n: g.poisson(rate["interactions"][sl] * alive[sl]))
     ci, t = _events(rng, sizes, count, alive)
     ev = _per_block(count, sizes)
-    ch = S._cat(rng.draw(ev, lambda g, sl, n: g.random(n)),
+    ch = S.categorical(rng.draw(ev, lambda g, sl, n: g.random(n)),
                 channel_probs(params, st["effort"][ci], st["segment"][ci]))
     eff = np.clip(np.round(it["effort_intercept"] + it["effort_slope"] * st["effort"][ci]
                            + it["effort_noise_sd"] * rng.draw(ev, lambda g, sl, n:
@@ -341,7 +343,7 @@ def _service(params: SynthParams, seed: int, blocks: list[int], sizes: list[int]
     cost = np.array([it["channel_costs"][c] for c in CHANNELS])[ch]
     out = {"interactions": pa.Table.from_arrays([
         pa.array(ids[ci]), _ts(cal, day), _labels(CHANNELS, ch), pa.array(cost),
-        pa.array(eff), pa.array(resolved)], schema=SCHEMAS["interactions"])}
+        pa.array(eff, mask=np.isnan(eff)), pa.array(resolved)], schema=SCHEMAS["interactions"])}
     # surveys: relationship NPS while alive, CSAT and CES after contacts
     rng = S.BlockRng(seed, blocks, "surveys")
     unif = lambda g, sl, n: g.random(n)  # noqa: E731
@@ -356,7 +358,6 @@ def _service(params: SynthParams, seed: int, blocks: list[int], sizes: list[int]
                            + sv["nps_noise_sd"] * rng.draw(iv, norm)), 0, 10)
     p_post = _sigmoid(sv["post_contact_response_intercept"]
                       + sv["post_contact_response_engagement"] * eng[ci])
-    ev = _per_block(np.bincount(ci, minlength=m), sizes)
     csat_ok = rng.draw(ev, unif) < p_post
     csat = np.clip(np.round(sv["csat_intercept"] + sv["csat_satisfaction"] * sat[ci]
                             + sv["csat_effort"] * effort[ci] + sv["csat_resolved"] * resolved
@@ -393,7 +394,7 @@ def _service(params: SynthParams, seed: int, blocks: list[int], sizes: list[int]
     wi, k, sessions = wi[on], k[on], sessions[on]
     out["engagement"] = pa.Table.from_arrays([
         pa.array(ids[wi]), _ts(cal, st["acq_day"][wi] + 7 * k),
-        pa.array([params.engagement["event"]] * 1, pa.string()).take(
-            pa.array(np.zeros(wi.size, np.int32))), pa.array(sessions.astype(np.int64))],
+        _labels((params.engagement["event"],), np.zeros(wi.size, np.int32)),
+        pa.array(sessions.astype(np.int64))],
         schema=SCHEMAS["engagement"])
     return out
