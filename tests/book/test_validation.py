@@ -323,7 +323,7 @@ def test_invalid_book_yaml_names_key_and_lists_settings(ws_path, make_book):
                    "period: Input should be 'day', 'week' or 'month' (got 'fortnight')",
                    "periods: Extra inputs are not permitted",
                    "Valid settings: currency, period, as_of, calibration_end, margin_rate, "
-                   "discount_rate, channel_costs, horizon, date_format.",
+                   "discount_rate, channel_costs, horizon, transaction_grain, date_format.",
                    error=BookError)
 
 

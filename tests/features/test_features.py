@@ -251,3 +251,16 @@ def test_cohort_survival(subs: ibis.Table) -> None:
     assert jan.loc[7, "survival"] == 1.0 and jan.loc[8, "survival"] == 0.5
     assert jan.loc[8, "at_risk"] == 2 and jan.loc[9, "at_risk"] == 1
     assert jan.loc[18, "survival"] == 0.5
+
+
+def test_timestamp_grain_counts_every_purchase_exactly(tiny_ws: Workspace) -> None:
+    tables = {n: tiny_ws.table(n) for n in tiny_ws.tables()}
+    exact = tiny_ws.settings.model_copy(update={"transaction_grain": "timestamp"})
+    f = by_id(customer_features(tables, exact, calibration_end=CAL_END).to_pandas())
+    c1 = f[1]
+    # 09:00 and 17:30 on 2024-01-01 are two transactions; born at 09:00; T to the end of the cut-off day
+    assert c1["frequency"] == 2
+    assert c1["recency"] == pytest.approx(9 + 15 / 24)
+    assert c1["T"] == pytest.approx(19 + 15 / 24)
+    assert c1["monetary_value"] == pytest.approx((5 + 20 - 5) / 2)
+    assert c1["frequency_holdout"] == 2

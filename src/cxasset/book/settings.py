@@ -44,6 +44,11 @@ class BookSettings(BaseModel):
     horizon: int = Field(
         52, gt=0, description="forecast horizon in periods (weeks by default: one year)"
     )
+    transaction_grain: Literal["day", "timestamp"] = Field(
+        "day",
+        description="what one transaction is: all purchases of a calendar day (the BTYD "
+        "literature's convention) or each distinct timestamp, with times measured exactly",
+    )
     date_format: str | None = Field(
         None,
         description="strptime format of date columns in CSV files (e.g. '%d/%m/%Y'); "

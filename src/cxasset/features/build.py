@@ -102,7 +102,8 @@ def customer_features(
     parts: list[ir.Table] = []
     if "transactions" in tables:
         hold = date_day(w.holdout_end) if w.holdout_end else None
-        parts.append(rfm.rfm(customers, tables["transactions"], cut, per, hold))
+        parts.append(rfm.rfm(customers, tables["transactions"], cut, per, hold,
+                             settings.transaction_grain))
     if "subscriptions" in tables:
         life = subscriptions.lifetimes(tables["subscriptions"], cut, per)
         parts.append(life.select("customer_id", "active", "churned", "recurring_revenue",

@@ -6,6 +6,18 @@ numpy + scipy kernels written here (the product's hot path); maximum likelihood 
 from __future__ import annotations
 
 from cxasset.models._base import BaseModel, FitResult
+from cxasset.models.bgbb import BetaGeoBetaBinomModel
 from cxasset.models.bgnbd import BetaGeoModel
+from cxasset.models.gammagamma import GammaGammaModel
+from cxasset.models.hazard import DiscreteHazardModel
+from cxasset.models.sbg import ShiftedBetaGeoModel
 
-__all__ = ["BaseModel", "BetaGeoModel", "FitResult"]
+__all__ = [
+    "BaseModel",
+    "BetaGeoBetaBinomModel",
+    "BetaGeoModel",
+    "DiscreteHazardModel",
+    "FitResult",
+    "GammaGammaModel",
+    "ShiftedBetaGeoModel",
+]

@@ -276,8 +276,9 @@ class BaseModel(ABC):
                                      "fatol": 1e-12})
             if best is None or res.fun < best.fun:
                 best = res
-            if res.success and np.isfinite(res.fun) and method == "BFGS":
-                break
+            if method == "BFGS" and np.isfinite(res.fun) and (
+                    res.success or _gradient_small(self._objective, res.x, int(scale))):
+                break  # BFGS "precision loss" at a stationary point is a converged fit
         assert best is not None
         if not np.isfinite(best.fun) or best.fun >= 1e299:
             raise ConvergenceError(self._convergence_help("the log-likelihood is not finite at "

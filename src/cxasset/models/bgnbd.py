@@ -141,6 +141,7 @@ class BetaGeoModel(BaseModel):
 
     # ------------------------------------------------------------------ predictions
     def _p(self, data: pd.DataFrame | None, theta: np.ndarray | None = None) -> dict[str, Any]:
+        self._check_is_fitted()
         if self.covariates_ and data is None:
             raise ModelDataError("this model has covariates: pass the customers' data")
         return self.individual_params(data if data is not None else pd.DataFrame(), theta)
@@ -178,7 +179,9 @@ class BetaGeoModel(BaseModel):
         r, alpha, a, b = p["r"], p["alpha"], p["a"], p["b"]
         x, tx, T = (data[c].to_numpy(dtype=float) for c in RFM)
         t = np.asarray(t, dtype=float)
-        ratio = (alpha + T) / (alpha + T + t)
-        hyp = hyp2f1(r + x, b + x, a + b + x - 1, t / (alpha + T + t))
-        num = (a + b + x - 1) / (a - 1) * (1 - ratio ** (r + x) * hyp)
+        z = t / (alpha + T + t)
+        # Euler: (1-z)^(r+x) 2F1(r+x, b+x; a+b+x-1; z) = (1-z)^(a-1) 2F1(a+b-1-r, a-1; a+b+x-1; z),
+        # which neither overflows nor gives 0 * inf for large x
+        hyp = (1 - z) ** (a - 1) * hyp2f1(a + b - 1 - r, a - 1, a + b + x - 1, z)
+        num = (a + b + x - 1) / (a - 1) * (1 - hyp)
         return num * np.exp(-self._log_odds_dead(p, x, tx, T))

@@ -145,7 +145,8 @@ def fit_workspace(
     cal = workspace_features(ws, calibration_end=cal_end).to_pandas()
     cal, cov_cols = encode_covariates(cal, covariates)
     tracking = holdout_tracking(ws.table("customers"), ws.table("transactions"),
-                                date_day(cal_end), date_day(s.as_of), s.period_days).to_pandas()
+                                date_day(cal_end), date_day(s.as_of), s.period_days,
+                                s.transaction_grain).to_pandas()
     names = list(PURCHASE_MODELS) if model == "auto" else [model]
     candidates = []
     for name in names:

@@ -218,6 +218,16 @@ def _day(st: dict[str, np.ndarray], cidx: np.ndarray, t: np.ndarray, cal: S.Cale
     return np.minimum(st["acq_day"][cidx] + np.floor(7.0 * t).astype(np.int64), cal.as_of)
 
 
+def _stamp(st: dict[str, np.ndarray], cidx: np.ndarray, t: np.ndarray, cal: S.Calendar
+           ) -> pa.Array:
+    """Exact purchase times (to the microsecond), so that a book read at
+    ``transaction_grain: timestamp`` sees the planted continuous-time process itself."""
+    us = np.round(7.0 * t * _US_PER_DAY).astype(np.int64)
+    start = (cal.epoch_day + st["acq_day"][cidx].astype(np.int64)) * _US_PER_DAY
+    end = (cal.epoch_day + cal.as_of + 1) * _US_PER_DAY - 1
+    return pa.array(np.minimum(start + us, end), type=_TS)
+
+
 def _sorted(cidx: np.ndarray, day: np.ndarray) -> np.ndarray:
     return np.lexsort((day, cidx))
 
@@ -272,7 +282,7 @@ def _transactions(params: SynthParams, seed: int, blocks: list[int], sizes: list
                       lambda g, sl, m: g.gamma(sp["p"], 1.0 / nu[cust[sl]]))
     amount = np.maximum(np.round(amount, 2), 0.01)
     table = pa.Table.from_arrays([
-        pa.array(ids[cust]), _ts(cal, _day(st, cust, tt, cal)), pa.array(amount),
+        pa.array(ids[cust]), _stamp(st, cust, tt, cal), pa.array(amount),
         pa.array(offset + 1 + np.arange(cust.size, dtype=np.int64))],
         schema=SCHEMAS["transactions"])
     return table, alive_weeks

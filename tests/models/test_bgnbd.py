@@ -1,0 +1,246 @@
+"""BG/NBD: known answers on CDNOW, cross-check against lifetimes, invariants, covariates.
+
+Known answers and their provenance are in :mod:`reference.cdnow` (Fader, Hardie & Lee 2005;
+R BTYD / CLVTools full precision).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from cxasset.exceptions import ModelDataError, NotFittedError
+from cxasset.models.bgnbd import BetaGeoModel
+from reference import cdnow as ref
+
+RFM = ["frequency", "recency", "T"]
+
+
+# ------------------------------------------------------------------------ simulation (tests only)
+def simulate_bgnbd(n: int, params: dict, coefs: dict, seed: int, T_range: tuple = (52, 104),
+                   modified: bool = False) -> pd.DataFrame:
+    """BG/NBD customers with ``z ~ N(0,1)`` and a 0/1 dummy ``d`` (MBG/NBD with ``modified``).
+
+    ``coefs`` maps a parameter to ``{"z": g, "d": g}``, applied as the model does:
+    ``alpha_i = alpha exp(-g'z)``, ``a_i = a exp(g'z)``, ``b_i = b exp(g'z)``. Ages are whole days
+    (in weeks) and recency is rounded to days, so identical histories compress.
+    """
+    rng = np.random.default_rng(seed)
+    z, d = rng.standard_normal(n), rng.integers(0, 2, n).astype(float)
+
+    def eff(p: str) -> np.ndarray:
+        c = coefs.get(p, {})
+        return c.get("z", 0.0) * z + c.get("d", 0.0) * d
+
+    alpha = params["alpha"] * np.exp(-eff("alpha"))
+    a, b = params["a"] * np.exp(eff("a")), params["b"] * np.exp(eff("b"))
+    T = rng.integers(T_range[0] * 7, T_range[1] * 7 + 1, n) / 7
+    lam = rng.gamma(params["r"], 1 / alpha)
+    k = rng.poisson(lam * T)                                      # purchases if alive throughout
+    survived = rng.geometric(rng.beta(a, b)) - int(modified)      # repeat purchases before dropout
+    x = np.minimum(k, survived)
+    # the x-th of k uniform purchase times on (0, T]
+    tx = np.where(x > 0, T * rng.beta(np.maximum(x, 1), np.maximum(k - x + 1, 1)), 0.0)
+    return rfm_frame(x, tx, T, z, d)
+
+
+def rfm_frame(x: np.ndarray, tx: np.ndarray, T: np.ndarray, z: np.ndarray, d: np.ndarray
+              ) -> pd.DataFrame:
+    tx = np.minimum(np.round(tx * 7) / 7, T)
+    tx = np.where(x > 0, np.maximum(tx, 1 / 7), 0.0)
+    return pd.DataFrame({"frequency": x.astype(float), "recency": tx, "T": T, "z": z, "d": d})
+
+
+def check_recovery(model, truth: dict[str, float], rel: float = 0.10, coef_abs: float = 0.10
+                   ) -> None:
+    for k, v in truth.items():
+        est = model.params_[k]
+        if "[" in k:
+            assert abs(est - v) < coef_abs, (k, est, v)
+        else:
+            assert abs(est / v - 1) < rel, (k, est, v)
+
+
+def check_coverage(fit_one, truth: dict[str, float], n_seeds: int = 20) -> dict[str, int]:
+    """95% intervals over ``n_seeds`` seeds: each parameter covered in >= 16 seeds, overall
+    coverage in [0.85, 0.99] (a coverage study, not one lucky seed)."""
+    hits = dict.fromkeys(truth, 0)
+    for seed in range(n_seeds):
+        model = fit_one(seed)
+        assert model.result_.converged
+        for k, v in truth.items():
+            lo, hi = model.result_.conf_int[k]
+            hits[k] += int(lo <= v <= hi)
+    assert min(hits.values()) >= 16, hits
+    overall = sum(hits.values()) / (n_seeds * len(truth))
+    assert 0.85 <= overall <= 0.99, (overall, hits)
+    return hits
+
+
+BG_TRUTH = {"r": 0.5, "alpha": 5.0, "a": 0.8, "b": 2.5}
+BG_COEFS = {"alpha": {"z": 0.3, "d": -0.2}, "a": {"z": 0.2, "d": 0.1}, "b": {"z": -0.2, "d": 0.3}}
+BG_ALL = {**BG_TRUTH, **{f"{p}[{c}]": g for p, cs in BG_COEFS.items() for c, g in cs.items()}}
+
+
+# ------------------------------------------------------------------------------------ fixtures
+@pytest.fixture(scope="module")
+def cdnow() -> pd.DataFrame:
+    return ref.load_cdnow_summary()
+
+
+@pytest.fixture(scope="module")
+def fitted(cdnow: pd.DataFrame) -> BetaGeoModel:
+    return BetaGeoModel().fit(cdnow)
+
+
+@pytest.fixture(scope="module")
+def published() -> BetaGeoModel:
+    return BetaGeoModel.from_params(**ref.BGNBD_FULL)
+
+
+# ------------------------------------------------------------------------------- known answers
+def test_cdnow_fit_matches_published(fitted: BetaGeoModel) -> None:
+    assert fitted.result_.converged
+    for k, v in ref.BGNBD_FULL.items():
+        assert fitted.params_[k] == pytest.approx(v, rel=1e-3), k
+    for k, v in ref.BGNBD_PUBLISHED.items():
+        assert round(fitted.params_[k], 3) == v, k
+    assert fitted.result_.log_likelihood == pytest.approx(ref.BGNBD_LL, abs=0.01)
+    assert fitted.result_.n_obs == ref.N_CUSTOMERS
+    assert set(fitted.summary().columns) == {"estimate", "std_err", "ci_lower", "ci_upper"}
+
+
+def test_published_unconditional_expectations(published: BetaGeoModel) -> None:
+    t = np.array(list(ref.BGNBD_EXPECTED))
+    got = published.expected_purchases(t)
+    np.testing.assert_allclose(got, list(ref.BGNBD_EXPECTED.values()), atol=5e-4)
+    assert float(published.expected_purchases(52.0)) == pytest.approx(ref.BGNBD_EXPECTED_52,
+                                                                       rel=1e-4)
+
+
+def test_published_conditional_expectations(published: BetaGeoModel) -> None:
+    case = ref.BGNBD_CONDITIONAL_39
+    got = published.conditional_expected_purchases(case["t"], ref.one_customer(case))
+    assert float(got[0]) == pytest.approx(case["value"], abs=1e-3)
+    case = ref.BGNBD_X26
+    one = ref.one_customer(case)
+    assert float(published.conditional_expected_purchases(case["t"], one)[0]) == pytest.approx(
+        case["expected"], rel=1e-4)
+    assert float(published.probability_alive(one)[0]) == pytest.approx(case["p_alive"], rel=1e-4)
+
+
+def test_loglikelihood_stable_at_extremes() -> None:
+    m = BetaGeoModel.from_params(**ref.BGNBD_STABILITY_PARAMS)
+    for case, value in ref.BGNBD_STABILITY:
+        data = {"frequency": np.array([case["x"]], float), "recency": np.array([case["t_x"]]),
+                "T": np.array([case["T"]])}
+        assert float(m._log_likelihood(m.params_, data)[0]) == pytest.approx(value, rel=1e-6)
+
+
+# ---------------------------------------------------------------------------- vs lifetimes
+def test_matches_lifetimes(cdnow: pd.DataFrame, fitted: BetaGeoModel) -> None:
+    lifetimes = pytest.importorskip("lifetimes")
+    x, tx, T = (cdnow[c].to_numpy(float) for c in RFM)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lt = lifetimes.BetaGeoFitter().fit(x, tx, T)
+        lt_pa = lt.conditional_probability_alive(x, tx, T)
+        lt_ce = lt.conditional_expected_number_of_purchases_up_to_time(39.0, x, tx, T)
+    for k in ("r", "alpha", "a", "b"):
+        assert fitted.params_[k] == pytest.approx(lt.params_[k], rel=1e-4), k
+    ours = BetaGeoModel.from_params(**{k: float(lt.params_[k]) for k in ("r", "alpha", "a", "b")})
+    np.testing.assert_allclose(ours.probability_alive(cdnow), lt_pa, rtol=1e-4)
+    np.testing.assert_allclose(ours.conditional_expected_purchases(39.0, cdnow), lt_ce, rtol=1e-4)
+
+
+# ------------------------------------------------------------------------------- invariants
+@settings(max_examples=60, deadline=None)
+@given(x=st.integers(0, 1000), tx_frac=st.floats(0, 1), T=st.floats(0.01, 1000),
+       t=st.floats(0, 1000), r=st.floats(0.05, 5), alpha=st.floats(0.1, 100),
+       a=st.floats(0.05, 5), b=st.floats(0.05, 10))
+def test_predictions_are_valid(x: int, tx_frac: float, T: float, t: float, r: float,
+                               alpha: float, a: float, b: float) -> None:
+    # the closed forms divide by a-1 (a removable singularity, not yet handled): KNOWN GAP
+    assume(abs(a - 1) > 1e-3)
+    m = BetaGeoModel.from_params(r=r, alpha=alpha, a=a, b=b)
+    tx = T * tx_frac if x > 0 else 0.0
+    one = pd.DataFrame({"frequency": [float(x)], "recency": [tx], "T": [T]})
+    pa = m.probability_alive(one)
+    ce = m.conditional_expected_purchases(t, one)
+    assert np.all((pa >= 0) & (pa <= 1))
+    assert np.all(np.isfinite(ce)) and np.all(ce >= 0)
+
+
+def test_weights_equal_expanded_rows(cdnow: pd.DataFrame) -> None:
+    cells = cdnow.groupby(RFM).size().reset_index(name="n")
+    weighted = BetaGeoModel().fit(cells[RFM], weights=cells["n"].to_numpy())
+    full = BetaGeoModel().fit(cdnow)
+    for k in full.params_:
+        assert weighted.params_[k] == pytest.approx(full.params_[k], rel=1e-6)
+    assert weighted.result_.log_likelihood == pytest.approx(full.result_.log_likelihood, abs=1e-6)
+    assert weighted.result_.n_obs == full.result_.n_obs
+
+
+# ------------------------------------------------------------------------------- bad input
+def test_bad_input(cdnow: pd.DataFrame) -> None:
+    bad = cdnow.copy()
+    bad.loc[0, "recency"] = bad.loc[0, "T"] + 1
+    with pytest.raises(ModelDataError, match="recency is larger than T"):
+        BetaGeoModel().fit(bad)
+    nobody = cdnow.assign(frequency=0.0, recency=0.0)
+    with pytest.raises(ModelDataError, match="nobody made a repeat purchase"):
+        BetaGeoModel().fit(nobody)
+    with pytest.raises(ModelDataError, match=r"required column\(s\) \['T'\] missing"):
+        BetaGeoModel().fit(cdnow.drop(columns="T"))
+    with pytest.raises(ValueError, match="'penalizer' parameter of BetaGeoModel"):
+        BetaGeoModel(penalizer=-1).fit(cdnow)
+
+
+def test_bad_covariates(cdnow: pd.DataFrame) -> None:
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal(len(cdnow))
+    df = cdnow.assign(z=z, flat=1.0, z2=2 * z + 1, word="a", gap=np.where(z > 1, np.nan, z))
+    with pytest.raises(ModelDataError, match="no variance"):
+        BetaGeoModel().fit(df, covariates=["flat"])
+    with pytest.raises(ModelDataError, match="perfectly collinear"):
+        BetaGeoModel().fit(df, covariates=["z", "z2"])
+    with pytest.raises(ModelDataError, match="not numeric"):
+        BetaGeoModel().fit(df, covariates=["word"])
+    with pytest.raises(ModelDataError, match="missing values"):
+        BetaGeoModel().fit(df, covariates=["gap"])
+    with pytest.raises(ModelDataError, match="covariates can act on"):
+        BetaGeoModel().fit(df, covariates={"r": ["z"]})
+
+
+def test_from_params_and_not_fitted(cdnow: pd.DataFrame) -> None:
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        BetaGeoModel().probability_alive(cdnow)
+    with pytest.raises(NotFittedError):
+        BetaGeoModel().conditional_expected_purchases(10.0, cdnow)
+    with pytest.raises(ValueError, match="from_params needs exactly"):
+        BetaGeoModel.from_params(r=1.0, alpha=1.0)
+    m = BetaGeoModel.from_params(**ref.BGNBD_FULL)
+    assert m.params_ == pytest.approx(ref.BGNBD_FULL)
+    assert "BetaGeoModel(r=0.2426" in repr(m)
+
+
+# ------------------------------------------------------------------------------- covariates
+def test_covariate_recovery_large_sample() -> None:
+    df = simulate_bgnbd(50_000, BG_TRUTH, BG_COEFS, seed=1)
+    m = BetaGeoModel().fit(df, covariates=["z", "d"])
+    assert m.result_.converged
+    check_recovery(m, BG_ALL)
+
+
+@pytest.mark.slow
+def test_covariate_interval_coverage() -> None:
+    def fit_one(seed: int) -> BetaGeoModel:
+        df = simulate_bgnbd(5_000, BG_TRUTH, BG_COEFS, seed=100 + seed)
+        return BetaGeoModel().fit(df, covariates=["z", "d"])
+
+    check_coverage(fit_one, BG_ALL)

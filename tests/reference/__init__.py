@@ -1,0 +1,1 @@
+"""Known answers with provenance (published results and independent implementations)."""
