@@ -43,6 +43,16 @@ def on_unique(data: Mapping[str, np.ndarray], column: str, fn: Any, shared: bool
     return np.asarray(fn(data[column]))
 
 
+def hyp2f1_safe(a: Any, b: Any, c: Any, z: Any) -> np.ndarray:
+    """scipy's ``hyp2f1``, nudging ``b`` by 1e-9 (relative) where it returns inf or nan: scipy
+    fails for ``z > 0.9`` when ``c-a-b`` is an integer, and the function is smooth in ``b``."""
+    out = np.asarray(hyp2f1(a, b, c, z), dtype=float)
+    bad = ~np.isfinite(out)
+    if np.any(bad):
+        out = np.where(bad, hyp2f1(a, np.asarray(b, dtype=float) * (1 + 1e-9), c, z), out)
+    return out
+
+
 def check_rfm(data: pd.DataFrame, name: str) -> None:
     """Shared checks of RFM data: non-negative, recency <= T, someone repeats."""
     x, tx, T = (data[c].to_numpy(dtype=float) for c in RFM)
@@ -182,6 +192,6 @@ class BetaGeoModel(BaseModel):
         z = t / (alpha + T + t)
         # Euler: (1-z)^(r+x) 2F1(r+x, b+x; a+b+x-1; z) = (1-z)^(a-1) 2F1(a+b-1-r, a-1; a+b+x-1; z),
         # which neither overflows nor gives 0 * inf for large x
-        hyp = (1 - z) ** (a - 1) * hyp2f1(a + b - 1 - r, a - 1, a + b + x - 1, z)
+        hyp = (1 - z) ** (a - 1) * hyp2f1_safe(a + b - 1 - r, a - 1, a + b + x - 1, z)
         num = (a + b + x - 1) / (a - 1) * (1 - hyp)
         return num * np.exp(-self._log_odds_dead(p, x, tx, T))

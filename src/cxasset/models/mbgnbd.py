@@ -29,9 +29,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy.special import betaln, digamma, gammaln, hyp2f1
+from scipy.special import betaln, digamma, gammaln
 
-from cxasset.models.bgnbd import RFM, BetaGeoModel, on_unique
+from cxasset.models.bgnbd import RFM, BetaGeoModel, hyp2f1_safe, on_unique
 
 
 class ModifiedBetaGeoModel(BetaGeoModel):
@@ -110,7 +110,7 @@ class ModifiedBetaGeoModel(BetaGeoModel):
         t = np.asarray(t, dtype=float)
         z = t / (alpha + t)
         # Euler: (1-z)^r 2F1(r, b+1; a+b; z) = (1-z)^(a-1) 2F1(a+b-r, a-1; a+b; z)
-        return b / (a - 1) * (1 - (1 - z) ** (a - 1) * hyp2f1(a + b - r, a - 1, a + b, z))
+        return b / (a - 1) * (1 - (1 - z) ** (a - 1) * hyp2f1_safe(a + b - r, a - 1, a + b, z))
 
     @staticmethod
     def _log_odds_dead(p: Mapping[str, Any], x: np.ndarray, tx: np.ndarray, T: np.ndarray
@@ -135,5 +135,5 @@ class ModifiedBetaGeoModel(BetaGeoModel):
         t = np.asarray(t, dtype=float)
         z = t / (alpha + T + t)
         # (1-z)^(r+x) 2F1(r+x, b+x+1; a+b+x; z) = (1-z)^(a-1) 2F1(a+b-r, a-1; a+b+x; z)
-        hyp = (1 - z) ** (a - 1) * hyp2f1(a + b - r, a - 1, a + b + x, z)
+        hyp = (1 - z) ** (a - 1) * hyp2f1_safe(a + b - r, a - 1, a + b + x, z)
         return (a + b + x) / (a - 1) * (1 - hyp) * np.exp(-self._log_odds_dead(p, x, tx, T))

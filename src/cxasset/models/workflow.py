@@ -103,28 +103,46 @@ class FitReport:
         }
 
 
-def encode_covariates(df: pd.DataFrame, names: Sequence[str]) -> tuple[pd.DataFrame, list[str]]:
-    """Numeric covariates as they are; text ones as 0/1 dummies with the most common level as
-    the baseline (named ``<column>=<level>``)."""
-    out = df.copy()
-    cols: list[str] = []
+def covariate_spec(df: pd.DataFrame, names: Sequence[str]) -> dict[str, list[str] | None]:
+    """How each covariate enters the models: ``None`` for a number (or true/false), else the
+    levels of a text column that get a 0/1 dummy (the most common level is the baseline)."""
+    spec: dict[str, list[str] | None] = {}
     for name in names:
         if name not in df.columns:
             raise ModelDataError(f"covariate {name!r} is not a feature; features are: "
                                  f"{', '.join(df.columns)}")
         col = df[name]
-        if pd.api.types.is_bool_dtype(col):
-            out[name] = col.astype(float)
-            cols.append(name)
-        elif pd.api.types.is_numeric_dtype(col):
-            cols.append(name)
-        else:
-            levels = col.value_counts()
-            for level in levels.index[1:]:
-                dummy = f"{name}={level}"
-                out[dummy] = (col == level).astype(float)
-                cols.append(dummy)
-    return out, cols
+        numeric = pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)
+        spec[name] = None if numeric else [str(v) for v in col.value_counts().index[1:]]
+    return spec
+
+
+def covariate_names(spec: dict[str, list[str] | None]) -> list[str]:
+    """The model's covariate columns: numeric names, and ``<column>=<level>`` dummies."""
+    return [c for name, levels in spec.items()
+            for c in ([name] if levels is None else [f"{name}={lv}" for lv in levels])]
+
+
+def encode_covariates(df: pd.DataFrame, spec: dict[str, list[str] | None]) -> pd.DataFrame:
+    """``df`` with the covariate columns of ``spec`` (numbers as floats, text as dummies)."""
+    out = df.copy()
+    for name, levels in spec.items():
+        if levels is None:
+            out[name] = df[name].astype(float)
+        for lv in levels or []:
+            out[f"{name}={lv}"] = (df[name].astype(str) == lv).astype(float)
+    return out
+
+
+def covariate_expressions(table: Any, spec: dict[str, list[str] | None]) -> dict[str, Any]:
+    """The covariate columns of ``spec`` as expressions on an ibis ``table`` (in the engine)."""
+    out: dict[str, Any] = {}
+    for name, levels in spec.items():
+        if levels is None:
+            out[name] = table[name].cast("float64")
+        for lv in levels or []:
+            out[f"{name}={lv}"] = (table[name].cast("string") == lv).cast("float64")
+    return out
 
 
 def fit_workspace(
@@ -143,7 +161,9 @@ def fit_workspace(
     cal_end = calibration_end or s.calibration_end or _default_calibration_end(ws)
     say("computing calibration features")
     cal = workspace_features(ws, calibration_end=cal_end).to_pandas()
-    cal, cov_cols = encode_covariates(cal, covariates)
+    spec = covariate_spec(cal, covariates)
+    cov_cols = covariate_names(spec)
+    cal = encode_covariates(cal, spec)
     tracking = holdout_tracking(ws.table("customers"), ws.table("transactions"),
                                 date_day(cal_end), date_day(s.as_of), s.period_days,
                                 s.transaction_grain).to_pandas()
@@ -155,8 +175,7 @@ def fit_workspace(
         candidates.append(Candidate(name, m, backtest(m, cal, tracking, s.period)))
     chosen, reason = _choose(candidates, model)
     say(f"refitting {chosen} on the whole window to {s.as_of}")
-    full = workspace_features(ws).to_pandas()
-    full, _ = encode_covariates(full, covariates)
+    full = encode_covariates(workspace_features(ws).to_pandas(), spec)
     purchase = model_class(chosen)().fit(full, covariates=cov_cols or None)
     say("fitting the spend model")
     from cxasset.models.gammagamma import GammaGammaModel
@@ -167,7 +186,7 @@ def fit_workspace(
     ws.save_artifact("fit", report.to_dict())
     ws.save_artifact("model:purchase", purchase.to_state())
     ws.save_artifact("model:spend", spend.to_state())
-    ws.save_artifact("covariates", list(covariates))
+    ws.save_artifact("covariates", spec)
     return report
 
 
@@ -204,5 +223,5 @@ def load_models(ws: Any) -> tuple[Any, Any]:
     return out[0], out[1]
 
 
-__all__ = ["PURCHASE_MODELS", "Candidate", "FitReport", "encode_covariates", "fit_workspace",
-           "load_models"]
+__all__ = ["PURCHASE_MODELS", "Candidate", "FitReport", "covariate_expressions",
+           "covariate_names", "covariate_spec", "encode_covariates", "fit_workspace", "load_models"]

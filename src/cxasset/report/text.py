@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
@@ -30,7 +31,7 @@ def fit_tables(d: dict[str, Any]) -> list[Any]:
                    f"time in {d['period']}s) · LL {d['log_likelihood']:,.2f}")
     for k, v in d["params"].items():
         lo, hi = d["conf_int"][k]
-        params.add_row(k, f"{v:.4g}", f"{d['std_err'][k]:.3g}", f"{lo:.4g} – {hi:.4g}")
+        params.add_row(escape(k), f"{v:.4g}", f"{d['std_err'][k]:.3g}", f"{lo:.4g} – {hi:.4g}")
     cands = Table("model", "LL (calibration)", "holdout actual", "holdout predicted",
                   "aggregate error", "MAE / customer",
                   title=f"Backtest: calibration to {d['calibration_end']}, holdout to "
@@ -46,12 +47,12 @@ def fit_tables(d: dict[str, Any]) -> list[Any]:
                   "buyers)")
     for k, v in sp["params"].items():
         lo, hi = sp["conf_int"][k]
-        spend.add_row(k, f"{v:.4g}", f"{lo:.4g} – {hi:.4g}")
+        spend.add_row(escape(k), f"{v:.4g}", f"{lo:.4g} – {hi:.4g}")
     notes = [f"Chosen: {d['reason']}"]
     if sp.get("independence"):
         notes.append(f"Spend vs frequency: {sp['independence']['verdict']}")
     notes += [f"Note: {n}" for n in d["notes"] + sp["notes"]]
-    return [params, cands, spend, "\n".join(notes)]
+    return [params, cands, spend, escape("\n".join(notes))]
 
 
 def value_table(d: dict[str, Any]) -> Table:

@@ -10,15 +10,23 @@ alive -- and E[spend] the spend model's expected amount per transaction. Transac
 are discounted at its end. The annual ``discount_rate`` is turned into the per-period rate
 ``(1 + annual) ** (period_days / 365.2425) - 1``; every figure is in the book's currency.
 
-Customers are scored on their unique sufficient statistics (the cells), so cost grows with the
-number of distinct cells, not customers. Customer equity is the sum over the base; its interval
-comes from the delta method on the log of equity, with the gradient taken numerically over both
-models' unconstrained parameters and their estimated covariances.
+How it scales
+-------------
+- Customers are scored on *cells* of identical ``(frequency, recency, T, covariates)``, each with
+  its count ``n`` and mean ``monetary_value``. Gamma-Gamma's expected spend is linear in the
+  customer's mean spend m, so a cell's total value is exact from its mean m; per-customer CLV is
+  ``margin * (spend_0 + spend_1 * m) * DET`` with the cell's ``spend_0, spend_1, DET``. Cost grows
+  with the number of cells, not customers, and the grouping can run in the engine
+  (:mod:`cxasset.valuation.engine`).
+- For BG/NBD, MBG/NBD and Pareto/NBD, E[Y(t) | x, t_x, T] = P(alive | x, t_x, T) * G(t | x, T): the
+  expensive curve G (hypergeometric functions) is computed once per distinct ``(x, T, covariates)``.
+
+Customer equity is the sum over the base; its 90% interval comes from the delta method on
+log(equity) over both models' unconstrained parameters and their estimated covariances.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +37,7 @@ from cxasset.exceptions import ModelDataError
 
 Z90 = 1.6448536269514722
 DAYS_PER_YEAR = 365.2425
+RFM_KEY = ("frequency", "recency", "T")
 
 
 def period_discount_rate(annual: float, period_days: float) -> float:
@@ -56,120 +65,122 @@ class ValuationSettings:
                 f"({self.period_rate:.4%} per {self.period}), margin {self.margin_rate:.0%} of "
                 f"spend, in {self.currency}")
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"horizon": self.horizon, "period": self.period,
+                "discount_rate_annual": self.discount_rate,
+                "discount_rate_per_period": self.period_rate,
+                "margin_rate": self.margin_rate, "currency": self.currency}
+
 
 @dataclass(frozen=True)
 class Valuation:
-    """Per-customer CLV and customer equity with a 90% interval."""
+    """Customer equity with a 90% interval, and per-customer CLV."""
 
-    customers: pd.DataFrame  # customer_id (if given), expected_transactions, p_alive, ...
+    customers: pd.DataFrame  # customer_id (if given), expected_transactions, p_alive, spend, clv
     equity: float
     equity_interval: tuple[float, float]
     equity_std_err: float
     settings: ValuationSettings
+    n_customers: int
+    expected_transactions: float
     notes: tuple[str, ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
-        s = self.settings
         c = self.customers
+        has = len(c) > 0
         return {
             "customer_equity": {"estimate": self.equity, "p5": self.equity_interval[0],
                                 "p95": self.equity_interval[1], "std_err": self.equity_std_err,
-                                "unit": s.currency},
-            "customers": len(c),
-            "mean_clv": float(c.clv.mean()) if len(c) else 0.0,
-            "median_clv": float(c.clv.median()) if len(c) else 0.0,
-            "expected_transactions": float(c.expected_transactions.sum()),
-            "mean_p_alive": float(c.p_alive.mean()) if len(c) else 0.0,
-            "settings": {"horizon": s.horizon, "period": s.period,
-                         "discount_rate_annual": s.discount_rate,
-                         "discount_rate_per_period": s.period_rate,
-                         "margin_rate": s.margin_rate, "currency": s.currency},
+                                "unit": self.settings.currency},
+            "customers": self.n_customers,
+            "mean_clv": self.equity / max(self.n_customers, 1),
+            "median_clv": float(c.clv.median()) if has else None,
+            "expected_transactions": self.expected_transactions,
+            "mean_p_alive": float(c.p_alive.mean()) if has else None,
+            "settings": self.settings.to_dict(),
             "notes": list(self.notes),
         }
 
 
-def _cells(data: pd.DataFrame, cols: Sequence[str]) -> tuple[pd.DataFrame, np.ndarray]:
-    codes = data.groupby(list(cols), sort=False, dropna=False).ngroup().to_numpy()
-    first = pd.Series(np.arange(len(data))).groupby(codes).first().to_numpy()
-    return data.iloc[first].reset_index(drop=True), codes
-
-
-def _clv_cells(purchase: Any, spend: Any, cells: pd.DataFrame, s: ValuationSettings
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """CLV, expected transactions over the horizon, P(alive) and expected spend per cell."""
-    t = np.arange(1, s.horizon + 1, dtype=float)
-    cum = np.column_stack([purchase.conditional_expected_purchases(ti, cells) for ti in t])
-    per = np.diff(np.column_stack([np.zeros(len(cells)), cum]), axis=1)
-    disc = (1.0 + s.period_rate) ** -t
-    spend_mean = np.asarray(spend.conditional_expected_average_profit(cells), dtype=float)
-    clv = s.margin_rate * spend_mean * (per @ disc)
-    return clv, cum[:, -1], purchase.probability_alive(cells), spend_mean
-
-
-def customer_value(
-    purchase: Any,
-    spend: Any,
-    data: pd.DataFrame,
-    settings: ValuationSettings,
-    interval: bool = True,
-) -> Valuation:
-    """CLV of every customer in ``data`` and customer equity with a 90% interval.
-
-    Parameters
-    ----------
-    purchase : fitted purchase/dropout model (BG/NBD, MBG/NBD, Pareto/NBD)
-        Needs ``conditional_expected_purchases(t, df)`` and ``probability_alive(df)``.
-    spend : fitted spend model (Gamma-Gamma)
-        Needs ``conditional_expected_average_profit(df)``.
-    data : DataFrame
-        ``frequency, recency, T, monetary_value``, the models' covariates, and optionally
-        ``customer_id``; features as of the valuation date.
-    settings : ValuationSettings
-        Horizon, period, discount rate, margin and currency.
-    interval : bool, default=True
-        Compute the equity interval from both models' parameter uncertainty.
-    """
-    if settings.horizon <= 0:
-        raise ModelDataError(f"horizon must be a positive number of periods; got {settings.horizon}")
+def cell_columns(purchase: Any, spend: Any) -> list[str]:
+    """What identifies a cell: the RFM statistics and every covariate of either model."""
     cov = sorted({c for m in (purchase, spend) for cs in getattr(m, "covariates_", {}).values()
                   for c in cs})
-    cols = ["frequency", "recency", "T", "monetary_value", *cov]
-    missing = [c for c in cols if c not in data.columns]
-    if missing:
-        raise ModelDataError(f"valuation needs column(s) {missing}; data has {list(data.columns)}")
-    cells, codes = _cells(data, cols)
-    w = np.bincount(codes, minlength=len(cells)).astype(float)
-    clv, tx, alive, spend_mean = _clv_cells(purchase, spend, cells, settings)
-    notes = []
+    return [*RFM_KEY, *cov]
+
+
+def score_cells(purchase: Any, spend: Any, cells: pd.DataFrame, s: ValuationSettings,
+                ) -> pd.DataFrame:
+    """Score cells (``cell_columns`` + ``n`` + ``monetary_value`` = the cell's mean m).
+
+    Adds ``p_alive``, ``expected_transactions`` (over the horizon), ``det`` (discounted expected
+    transactions), ``spend_0``, ``spend_1`` (expected spend = spend_0 + spend_1 * m) and ``clv``
+    (of a customer with the cell's mean m).
+    """
+    if s.horizon <= 0:
+        raise ModelDataError(f"horizon must be a positive number of periods; got {s.horizon}")
+    alive, det, tx = _det(purchase, cells, s)
+    s0, s1 = _spend_line(spend, cells)
+    out = cells.copy()
+    out["p_alive"], out["expected_transactions"], out["det"] = alive, tx, det
+    out["spend_0"], out["spend_1"] = s0, s1
+    out["clv"] = s.margin_rate * (s0 + s1 * cells["monetary_value"].to_numpy()) * det
+    clv = out["clv"].to_numpy()
     if np.any(~np.isfinite(clv)):
         raise ModelDataError("CLV is not finite for some customers: the fitted parameters give "
                              "an undefined expectation (e.g. Gamma-Gamma q <= 1)")
     if np.any(clv < 0):
         raise ModelDataError("negative CLV: expected spend or transactions came out negative; "
                              "check the models' fits")
-    equity = float(np.dot(w, clv))
-    lo = hi = se = float("nan")
-    if interval:
-        se_log = _equity_se_log(purchase, spend, cells, w, settings, equity)
-        se = equity * se_log
-        lo, hi = equity * np.exp(-Z90 * se_log), equity * np.exp(Z90 * se_log)
-    else:
-        notes.append("no interval requested")
-    out = pd.DataFrame({
-        "expected_transactions": tx[codes],
-        "p_alive": alive[codes],
-        "expected_spend": spend_mean[codes],
-        "clv": clv[codes],
-    })
-    if "customer_id" in data.columns:
-        out.insert(0, "customer_id", data["customer_id"].to_numpy())
-    return Valuation(out, equity, (float(lo), float(hi)), float(se), settings, tuple(notes))
+    return out
 
 
-def _equity_se_log(purchase: Any, spend: Any, cells: pd.DataFrame, w: np.ndarray,
-                   s: ValuationSettings, equity: float) -> float:
-    """Delta-method standard error of log(equity) over both models' parameters."""
-    grads, covs = [], []
+def _det(purchase: Any, cells: pd.DataFrame, s: ValuationSettings
+         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """P(alive), discounted expected transactions and expected transactions per cell."""
+    t = np.arange(1, s.horizon + 1, dtype=float)
+    disc = (1.0 + s.period_rate) ** -t
+    alive = np.asarray(purchase.probability_alive(cells), dtype=float)
+    key = [c for c in cells.columns if c not in ("recency", "n", "monetary_value")
+           and c in cell_columns(purchase, purchase)]
+    uniq, inv = np.unique(cells[key].to_numpy(dtype=float), axis=0, return_inverse=True)
+    probe = pd.DataFrame(uniq, columns=key)
+    probe["recency"] = probe["T"]  # G does not depend on recency; this point keeps P(alive) > 0
+    a_probe = np.asarray(purchase.probability_alive(probe), dtype=float)
+    curve = np.column_stack([purchase.conditional_expected_purchases(ti, probe) for ti in t])
+    g = curve / a_probe[:, None]
+    per = np.diff(np.column_stack([np.zeros(len(probe)), g]), axis=1)
+    inv = inv.reshape(-1)
+    return alive, alive * (per @ disc)[inv], alive * g[inv, -1]
+
+
+def _spend_line(spend: Any, cells: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Expected spend as intercept + slope * m per cell; checked to be linear in m."""
+    probe = cells.copy()
+    probe["monetary_value"] = 0.0
+    s0 = np.asarray(spend.conditional_expected_average_profit(probe), dtype=float)
+    probe["monetary_value"] = 1.0
+    s1 = np.asarray(spend.conditional_expected_average_profit(probe), dtype=float) - s0
+    check = np.asarray(spend.conditional_expected_average_profit(cells), dtype=float)
+    fit = s0 + s1 * cells["monetary_value"].to_numpy(dtype=float)
+    if not np.allclose(check, fit, rtol=1e-8, atol=1e-8):
+        raise ModelDataError(f"{type(spend).__name__}'s expected spend is not linear in the "
+                             "customer's mean spend; cell scoring needs it to be")
+    return s0, s1
+
+
+def equity_of(purchase: Any, spend: Any, cells: pd.DataFrame, s: ValuationSettings) -> float:
+    """Customer equity of scored or unscored cells: sum of n * CLV(mean m)."""
+    alive, det, _ = _det(purchase, cells, s)
+    s0, s1 = _spend_line(spend, cells)
+    m = cells["monetary_value"].to_numpy(dtype=float)
+    return float(np.dot(cells["n"].to_numpy(dtype=float), s.margin_rate * (s0 + s1 * m) * det))
+
+
+def equity_interval(purchase: Any, spend: Any, cells: pd.DataFrame, s: ValuationSettings,
+                    equity: float) -> tuple[float, float, float]:
+    """90% interval and standard error of customer equity (delta method on its log)."""
+    var = 0.0
     for which, model in (("purchase", purchase), ("spend", spend)):
         theta = np.asarray(model._theta, dtype=float)
         g = np.empty(len(theta))
@@ -181,9 +192,65 @@ def _equity_se_log(purchase: Any, spend: Any, cells: pd.DataFrame, w: np.ndarray
                 th[i] += sign * h
                 m2 = model.with_theta(th)
                 pm, sm = (m2, spend) if which == "purchase" else (purchase, m2)
-                vals.append(float(np.dot(w, _clv_cells(pm, sm, cells, s)[0])))
+                vals.append(equity_of(pm, sm, cells, s))
             g[i] = (np.log(vals[0]) - np.log(vals[1])) / (2 * h)
-        grads.append(g)
-        covs.append(model.result_.cov_unconstrained)
-    var = sum(float(g @ c @ g) for g, c in zip(grads, covs, strict=True))
-    return float(np.sqrt(max(var, 0.0)))
+        var += float(g @ model.result_.cov_unconstrained @ g)
+    se_log = float(np.sqrt(max(var, 0.0)))
+    return equity * np.exp(-Z90 * se_log), equity * np.exp(Z90 * se_log), equity * se_log
+
+
+def summarise(purchase: Any, spend: Any, scored: pd.DataFrame, s: ValuationSettings,
+              customers: pd.DataFrame, interval: bool) -> Valuation:
+    """A :class:`Valuation` from scored cells and the per-customer frame."""
+    n = scored["n"].to_numpy(dtype=float)
+    equity = float(np.dot(n, scored["clv"].to_numpy()))
+    notes: list[str] = []
+    lo = hi = se = float("nan")
+    if interval:
+        lo, hi, se = equity_interval(purchase, spend, scored, s, equity)
+    else:
+        notes.append("no interval requested")
+    return Valuation(customers, equity, (float(lo), float(hi)), float(se), s, int(n.sum()),
+                     float(np.dot(n, scored["expected_transactions"].to_numpy())), tuple(notes))
+
+
+def customer_value(purchase: Any, spend: Any, data: pd.DataFrame, settings: ValuationSettings,
+                   interval: bool = True) -> Valuation:
+    """CLV of every customer in ``data`` (a DataFrame) and customer equity with a 90% interval.
+
+    Parameters
+    ----------
+    purchase : fitted purchase/dropout model (BG/NBD, MBG/NBD, Pareto/NBD)
+    spend : fitted spend model (Gamma-Gamma)
+    data : DataFrame
+        ``frequency, recency, T, monetary_value``, the models' covariates, and optionally
+        ``customer_id``: features as of the valuation date.
+    settings : ValuationSettings
+        Horizon, period, discount rate, margin and currency.
+    interval : bool, default=True
+        Compute the equity interval from both models' parameter uncertainty.
+    """
+    cols = cell_columns(purchase, spend)
+    missing = [c for c in [*cols, "monetary_value"] if c not in data.columns]
+    if missing:
+        raise ModelDataError(f"valuation needs column(s) {missing}; data has {list(data.columns)}")
+    codes = data.groupby(cols, sort=False, dropna=False).ngroup().to_numpy()
+    g = pd.DataFrame({"code": codes, "m": data["monetary_value"].to_numpy(dtype=float)})
+    agg = g.groupby("code").m.agg(["size", "mean"])
+    first = pd.Series(np.arange(len(data))).groupby(codes).first().to_numpy()
+    cells = data.iloc[first][cols].reset_index(drop=True)
+    cells["n"] = agg["size"].to_numpy()
+    cells["monetary_value"] = agg["mean"].to_numpy()
+    scored = score_cells(purchase, spend, cells, settings)
+    m = data["monetary_value"].to_numpy(dtype=float)
+    sc = scored.iloc[codes]
+    spend_i = sc["spend_0"].to_numpy() + sc["spend_1"].to_numpy() * m
+    out = pd.DataFrame({
+        "expected_transactions": sc["expected_transactions"].to_numpy(),
+        "p_alive": sc["p_alive"].to_numpy(),
+        "expected_spend": spend_i,
+        "clv": settings.margin_rate * spend_i * sc["det"].to_numpy(),
+    })
+    if "customer_id" in data.columns:
+        out.insert(0, "customer_id", data["customer_id"].to_numpy())
+    return summarise(purchase, spend, scored, settings, out, interval)
