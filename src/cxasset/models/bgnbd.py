@@ -18,10 +18,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy.special import betaln, digamma, gammaln, hyp2f1
+from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
 
 from cxasset.exceptions import ModelDataError
-from cxasset.models._base import BaseModel, Constraint
+from cxasset.models._base import BaseModel, Constraint, logaddexp, wsum
 
 RFM = ("frequency", "recency", "T")
 
@@ -113,6 +113,59 @@ class BetaGeoModel(BaseModel):
 
     def _log_likelihood(self, p: Mapping[str, Any], data: Mapping[str, np.ndarray]) -> np.ndarray:
         return self._ll_grad(p, data, grad=False)[0]
+
+    def _summed_ll_grad(self, p: Mapping[str, float], data: Mapping[str, np.ndarray],
+                        w: np.ndarray) -> tuple[float, dict[str, float]]:
+        """Total log-likelihood and gradient without covariates: terms of x alone or T alone are
+        summed over their unique values with aggregated weights; only the mixture term needs
+        every cell with a repeat purchase."""
+        r, alpha, a, b = (float(p[k]) for k in ("r", "alpha", "a", "b"))
+        g = self._grouped(data, w)
+        ux, Wx, N = g["ux"], g["Wx"], g["N"]
+        uT, W0 = g["uT"], g["W0"]
+        xs, ws, iT, itx, ix = g["x"], g["w"], g["iT"], g["itx"], g["ix"]
+        lT, ltx = np.log(alpha + g["uT_pos"]), np.log(alpha + g["utx_pos"])
+        la_T, la_tx = lT[iT], ltx[itx]
+        rx = r + xs
+        u = -rx * la_T
+        log_bx1 = np.log(b + ux - 1.0, where=ux > 0, out=np.zeros_like(ux))
+        v = np.log(a) - log_bx1[ix] - rx * la_tx
+        mix = logaddexp(u, v)
+        pi = expit(v - u)
+        wpi = ws * pi
+        total = (np.dot(Wx, gammaln(r + ux) - gammaln(r) + betaln(a, b + ux) - betaln(a, b))
+                 + N * r * np.log(alpha) - r * np.dot(W0, np.log(alpha + uT)) + wsum(ws, mix))
+        d_r = (np.dot(Wx, digamma(r + ux) - digamma(r)) + N * np.log(alpha)
+               - np.dot(W0, np.log(alpha + uT)) - wsum(ws - wpi, la_T) - wsum(wpi, la_tx))
+        d_alpha = (N * r / alpha - r * np.dot(W0, 1.0 / (alpha + uT))
+                   - wsum((ws - wpi) * rx, (1.0 / (alpha + g["uT_pos"]))[iT])
+                   - wsum(wpi * rx, (1.0 / (alpha + g["utx_pos"]))[itx]))
+        sum_pi = wpi.sum()
+        d_a = np.dot(Wx, digamma(a + b) - digamma(a + b + ux)) + sum_pi / a
+        inv_bx1 = np.divide(1.0, b + ux - 1.0, where=ux > 0, out=np.zeros_like(ux))
+        d_b = (np.dot(Wx, digamma(b + ux) - digamma(a + b + ux) - digamma(b) + digamma(a + b))
+               - wsum(wpi, inv_bx1[ix]))
+        return float(total), {"r": float(d_r), "alpha": float(d_alpha), "a": float(d_a),
+                              "b": float(d_b)}
+
+    def _grouped(self, data: Mapping[str, np.ndarray], w: np.ndarray) -> dict[str, Any]:
+        """Weights aggregated by unique x and by unique T (x = 0), and the repeat buyers' cells
+        with indices into their unique values; computed once per fit."""
+        cache = getattr(self, "_group_cache", None)
+        if cache is not None and cache[0] is w:
+            return cache[1]
+        x, tx, T = data["frequency"], data["recency"], data["T"]
+        ux, ix_all = np.unique(x, return_inverse=True)
+        zero, pos = x == 0, x > 0
+        uT, iT0 = np.unique(T[zero], return_inverse=True)
+        uT_pos, iT = np.unique(T[pos], return_inverse=True)
+        utx_pos, itx = np.unique(tx[pos], return_inverse=True)
+        g = {"ux": ux, "Wx": np.bincount(ix_all, weights=w, minlength=len(ux)), "N": w.sum(),
+             "uT": uT, "W0": np.bincount(iT0, weights=w[zero], minlength=len(uT)),
+             "x": x[pos], "w": w[pos], "ix": ix_all[pos], "iT": iT, "itx": itx,
+             "uT_pos": uT_pos, "utx_pos": utx_pos}
+        self._group_cache = (w, g)
+        return g
 
     def _ll_grad(self, p: Mapping[str, Any], data: Mapping[str, np.ndarray], grad: bool = True
                  ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
