@@ -87,29 +87,14 @@ def rfm(
     """
     clock = Clock(grain)
     cut = clock.last(cut_day)
-    days = purchase_days(transactions, clock)
-    cal = days.filter(days.day <= cut)
-    first = cal.group_by("customer_id").aggregate(
-        first_day=cal.day.min(), last_day=cal.day.max(), n_days=cal.count(),
-        spend=cal.amount.sum(),
-    )
-    first_amount = cal.join(first, [cal.customer_id == first.customer_id,
-                                    cal.day == first.first_day])
-    first_amount = first_amount.select("customer_id", first_amount_=first_amount.amount)
     tx = transactions.mutate(day=clock.tick(transactions.occurred_at))
-    refunds = tx.filter((tx.amount < 0) & (tx.day <= cut))
-    refunds = refunds.group_by("customer_id").aggregate(refund=refunds.amount.sum())
-
+    cal = _per_customer(tx.filter(tx.day <= cut))
     c = customers.mutate(acq=clock.tick(customers.acquired_at))
     c = c.filter(c.acq <= cut).select("customer_id", "acq")
-    j = (
-        c.left_join(first, "customer_id").drop("customer_id_right")
-        .left_join(first_amount, "customer_id").drop("customer_id_right")
-        .left_join(refunds, "customer_id").drop("customer_id_right")
-    )
+    j = c.left_join(cal, "customer_id").drop("customer_id_right")
     birth = j.first_day.fill_null(j.acq)
-    x = (j.n_days.fill_null(1) - 1).cast("int64")
-    repeat_spend = j.spend.fill_null(0) - j.first_amount_.fill_null(0) + j.refund.fill_null(0)
+    x = ibis.greatest(j.n_days.fill_null(1) - 1, 0).cast("int64")
+    repeat_spend = j.spend.fill_null(0) - j.first_amount.fill_null(0) + j.refund.fill_null(0)
     monetary = ibis.ifelse(x > 0, ibis.greatest(repeat_spend, 0) / x.cast("float64"), 0.0)
     out = j.select(
         "customer_id",
@@ -121,19 +106,27 @@ def rfm(
     if holdout_end_day is None:
         return out
     end = clock.last(holdout_end_day)
-    hold = days.filter((days.day > cut) & (days.day <= end))
-    hold = hold.group_by("customer_id").aggregate(n=hold.count(), spend=hold.amount.sum())
-    hold_refunds = tx.filter((tx.amount < 0) & (tx.day > cut) & (tx.day <= end))
-    hold_refunds = hold_refunds.group_by("customer_id").aggregate(
-        refund=hold_refunds.amount.sum())
-    h = (out.left_join(hold, "customer_id").drop("customer_id_right")
-         .left_join(hold_refunds, "customer_id").drop("customer_id_right"))
+    hold = _per_customer(tx.filter((tx.day > cut) & (tx.day <= end)))
+    h = out.left_join(hold, "customer_id").drop("customer_id_right")
     return h.select(
         "customer_id", *RFM_COLUMNS,
-        frequency_holdout=h.n.fill_null(0).cast("int64"),
+        frequency_holdout=h.n_days.fill_null(0).cast("int64"),
         spend_holdout=(h.spend.fill_null(0) + h.refund.fill_null(0)).cast("float64"),
         duration_holdout=ibis.literal((holdout_end_day - cut_day) / period_days, "float64"),
     )
+
+
+def _per_customer(tx: ir.Table) -> ir.Table:
+    """Per customer, in two aggregations and no self-join: first and last purchase tick, number
+    of purchase ticks (transactions), total purchases, total refunds, the first tick's amount."""
+    buy = tx.amount >= 0
+    d = tx.group_by(["customer_id", "day"]).aggregate(
+        amount=tx.amount.sum(where=buy), refund=tx.amount.sum(where=~buy))
+    bought = d.amount.notnull()
+    return d.group_by("customer_id").aggregate(
+        first_day=d.day.min(where=bought), last_day=d.day.max(where=bought),
+        n_days=bought.sum().cast("int64"), spend=d.amount.sum(), refund=d.refund.sum(),
+        first_amount=d.amount.argmin(d.day, where=bought))
 
 
 def holdout_tracking(
