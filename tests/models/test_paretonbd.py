@@ -151,18 +151,19 @@ def test_stable_at_extremes() -> None:
     T = np.array([1e6, 104, 1e4, 104, 300, 1e6, 1e-6])
     ll = m._log_likelihood(p, {"frequency": x, "recency": tx, "T": T})
     assert np.all(np.isfinite(ll))
+    r, a, s, b = p.values()
     for i in (1, 3, 4):   # brute force in relative terms: integrand scaled at t_x
-        r, a, s, b = p.values()
         rx = r + x[i]
 
         def g(tau: float, i: int = i, rx: float = rx) -> float:
             return float(np.exp(-rx * np.log((a + tau) / (a + tx[i])) - (s + 1) * np.log(b + tau)))
 
-        integral, _ = quad(g, tx[i], T[i], points=[tx[i] + (a + tx[i]) / rx * k for k in (1, 5, 20)],
-                           epsabs=0, epsrel=1e-12, limit=200)
+        kinks = [tx[i] + (a + tx[i]) / rx * k for k in (1, 5, 20)]
+        integral, _ = quad(g, tx[i], T[i], points=kinks, epsabs=0, epsrel=1e-12, limit=200)
         died = np.log(s) + np.log(integral) - rx * np.log(a + tx[i])
         alive = -rx * np.log(a + T[i]) - s * np.log(b + T[i])
-        expected = gammaln(rx) - gammaln(r) + r * np.log(a) + s * np.log(b) + np.logaddexp(alive, died)
+        expected = (gammaln(rx) - gammaln(r) + r * np.log(a) + s * np.log(b)
+                    + np.logaddexp(alive, died))
         assert ll[i] == pytest.approx(expected, rel=1e-9)
     one = pd.DataFrame({"frequency": x, "recency": tx, "T": T})
     pa = m.probability_alive(one)

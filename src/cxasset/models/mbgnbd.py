@@ -66,6 +66,11 @@ class ModifiedBetaGeoModel(BetaGeoModel):
 
     _param_names: ClassVar[tuple[str, ...]] = ("r", "alpha", "a", "b")
 
+    def _summed_ll_grad(self, p: Mapping[str, float], data: Mapping[str, np.ndarray],
+                        w: np.ndarray) -> None:
+        """BG/NBD's summed form does not apply (other likelihood): use :meth:`_ll_grad`."""
+        return None
+
     def _ll_grad(self, p: Mapping[str, Any], data: Mapping[str, np.ndarray], grad: bool = True
                  ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Log-likelihood in log space and its gradient (terms in one statistic evaluated on its
