@@ -5,7 +5,10 @@ one; they are active at the cut-off while any subscription has started and not e
 ``ended_at`` after the cut-off counts as still active, so nothing after the cut-off leaks in).
 Periods of a lifetime are counted from its start, ``period = 1, 2, ...``; the last period holds the
 churn event (``churned = 1``) for customers who churned, every period of an active customer is
-censored (``churned = 0``).
+censored (``churned = 0``). ``n_periods`` is the period a churned customer left in (their lifetime
+in periods, rounded up) and the number of periods an active customer has completed (rounded
+down); an end within a tenth of a period of a boundary counts as on it, so that lifetimes of
+calendar months (28-31 days) count whole renewals.
 """
 
 from __future__ import annotations
@@ -16,6 +19,10 @@ import numpy as np
 import pandas as pd
 
 from cxasset.features._time import day_number
+
+#: Share of a period by which an end may miss a period boundary and still count as on it
+#: (calendar months are 28-31 days long).
+JITTER = 0.1
 
 
 def lifetimes(subscriptions: ir.Table, cut_day: int, period_days: float) -> ir.Table:
@@ -48,7 +55,9 @@ def lifetimes(subscriptions: ir.Table, cut_day: int, period_days: float) -> ir.T
         active=active,
         churned=~active,
         tenure=span / period_days,
-        n_periods=ibis.greatest((span / period_days).ceil(), 1).cast("int64"),
+        n_periods=ibis.ifelse(active, (span / period_days + JITTER).floor(),
+                              ibis.greatest((span / period_days - JITTER).ceil(), 1)
+                              ).cast("int64"),
     )
 
 

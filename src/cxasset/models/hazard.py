@@ -36,6 +36,8 @@ References
 
 from __future__ import annotations
 
+import copy
+
 from collections.abc import Sequence
 from typing import Any, Literal, Self
 
@@ -472,6 +474,47 @@ class DiscreteHazardModel:
         """Expected number of the next ``horizon`` periods a customer active now is active in
         (the coming period included): ``sum_{j=0..horizon-1} S(j | tenure)``, in periods."""
         return self._survival_curve(horizon, data, tenure)[:, :-1].sum(axis=1)
+
+    # ------------------------------------------------------------------ state
+    @property
+    def _theta(self) -> np.ndarray:
+        return self._beta
+
+    def with_theta(self, theta: np.ndarray) -> DiscreteHazardModel:
+        """A copy at other coefficients (e.g. a draw from ``result_.cov_unconstrained``)."""
+        self._check_is_fitted()
+        other = copy.copy(self)
+        other._beta = np.asarray(theta, dtype=float)
+        return other
+
+    def to_state(self) -> dict[str, Any]:
+        """A plain, JSON-serialisable form of the fitted model (see :meth:`from_state`)."""
+        self._check_is_fitted()
+        res = self.result_.to_dict()
+        res["cov_unconstrained"] = self.result_.cov_unconstrained.tolist()
+        return {"model": type(self).__name__,
+                "hyperparameters": {"baseline": self.baseline, "max_period": self.max_period,
+                                    "link": self.link, "cov_type": self.cov_type},
+                "covariates": list(self.covariates_), "bands": [list(b) for b in self.bands_],
+                "beta": self._beta.tolist(), "n_obs": self.n_obs_, "result": res}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> DiscreteHazardModel:
+        """The model saved by :meth:`to_state`."""
+        if state.get("model") != cls.__name__:
+            raise ValueError(f"state is of a {state.get('model')}, not a {cls.__name__}")
+        m = cls(**state["hyperparameters"])
+        m.covariates_ = list(state["covariates"])
+        m.bands_ = [tuple(b) for b in state["bands"]]
+        m._beta = np.asarray(state["beta"], dtype=float)
+        m.n_obs_ = int(state["n_obs"])
+        r = dict(state["result"])
+        r["conf_int"] = {k: tuple(v) for k, v in r["conf_int"].items()}
+        r["cov_unconstrained"] = np.asarray(r["cov_unconstrained"], dtype=float)
+        r["notes"] = tuple(r["notes"])
+        m.result_ = FitResult(**r)
+        m.params_ = dict(r["params"])
+        return m
 
     def summary(self) -> pd.DataFrame:
         """Estimates, standard errors and 95% intervals (link scale)."""

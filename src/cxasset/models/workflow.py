@@ -22,6 +22,7 @@ from cxasset.exceptions import ModelDataError
 from cxasset.features import holdout_tracking, workspace_features
 from cxasset.features._time import date_day
 from cxasset.models.backtest import Backtest, backtest
+from cxasset.models.contractual import RETENTION_MODELS, RetentionReport, fit_contractual
 
 #: ``--model`` name -> (module, class) of the purchase/dropout models of non-contractual books.
 PURCHASE_MODELS: dict[str, tuple[str, str]] = {
@@ -151,14 +152,23 @@ def fit_workspace(
     covariates: Sequence[str] = (),
     calibration_end: dt.date | None = None,
     progress: Progress | None = None,
-) -> FitReport:
-    """Fit, backtest, choose and save the purchase and spend models of a workspace's book."""
+) -> FitReport | RetentionReport:
+    """Fit, backtest, choose and save the models of a workspace's book: purchase and spend
+    models for transactions, a retention model for subscriptions
+    (:mod:`cxasset.models.contractual`)."""
     say = progress or (lambda _m: None)
     s = ws.settings
-    if ws.meta()["kind"] != "transactions":
-        raise ModelDataError("fit on a subscription book: use the contractual models "
-                             "(--model sbg or hazard)")
-    cal_end = calibration_end or s.calibration_end or _default_calibration_end(ws)
+    contractual = ws.meta()["kind"] == "subscriptions"
+    cal_end = calibration_end or s.calibration_end or _default_calibration_end(ws, contractual)
+    if contractual:
+        if model in PURCHASE_MODELS:
+            raise ModelDataError(f"{model} models purchases of a non-contractual book; this is "
+                                 "a subscription book: use the contractual models "
+                                 f"({', '.join(RETENTION_MODELS)} or auto)")
+        return fit_contractual(ws, model, covariates, cal_end, say)
+    if model in RETENTION_MODELS:
+        raise ModelDataError(f"{model} models contract renewals; this book has transactions: "
+                             f"use {', '.join(PURCHASE_MODELS)} or auto")
     say("computing calibration features")
     cal = workspace_features(ws, calibration_end=cal_end).to_pandas()
     spec = covariate_spec(cal, covariates)
@@ -190,11 +200,11 @@ def fit_workspace(
     return report
 
 
-def _default_calibration_end(ws: Any) -> dt.date:
+def _default_calibration_end(ws: Any, contractual: bool = False) -> dt.date:
     """Without a calibration_end, the last third of the observation window is the holdout."""
     s = ws.settings
-    t = ws.table("transactions")
-    first = t.occurred_at.min().to_pyarrow().as_py().date()
+    t = ws.table("subscriptions" if contractual else "transactions")
+    first = (t.started_at if contractual else t.occurred_at).min().to_pyarrow().as_py().date()
     return first + (s.as_of - first) * 2 / 3
 
 

@@ -36,12 +36,26 @@ def fit_tables(d: dict[str, Any]) -> list[Any]:
                   "aggregate error", "MAE / customer",
                   title=f"Backtest: calibration to {d['calibration_end']}, holdout to "
                   f"{d['as_of']}")
+    if d.get("kind") == "subscriptions":
+        cands = Table("model", "LL (calibration)", "active at start", "churned actual",
+                      "churned predicted", "aggregate error", "MAE / customer",
+                      title=f"Backtest: calibration to {d['calibration_end']}, holdout to "
+                      f"{d['as_of']}")
     for c in d["candidates"]:
         b = c["backtest"]
+        if d.get("kind") == "subscriptions":
+            cands.add_row(c["model"] + (" ✓" if c["model"] == d["model"] else ""),
+                          f"{c['log_likelihood']:,.1f}", f"{b['customers']:,}",
+                          f"{b['actual_total']:,.0f}", f"{b['predicted_total']:,.0f}",
+                          f"{b['aggregate_error']:+.1%}", f"{b['mae_per_customer']:.3f}")
+            continue
         mark = " ✓" if c["model"] == d["model"] else ""
         cands.add_row(c["model"] + mark, f"{c['log_likelihood']:,.1f}",
                       f"{b['actual_total']:,.0f}", f"{b['predicted_total']:,.0f}",
                       f"{b['aggregate_error']:+.1%}", f"{b['mae_per_customer']:.3f}")
+    if d.get("kind") == "subscriptions":
+        return [params, cands, escape(f"Chosen: {d['reason']}" + "".join(
+            f"\nNote: {n}" for n in d["notes"]))]
     sp = d["spend"]
     spend = Table("parameter", "estimate", "95% interval", title="Spend: Gamma-Gamma (repeat "
                   "buyers)")

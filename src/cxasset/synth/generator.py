@@ -135,7 +135,7 @@ def generate(out_dir: str | Path, customers: int = 10_000, seed: int = 0,
     finally:
         for w in writers.values():
             w.close()
-    _write_settings(out, params, cal)
+    _write_settings(out, params, cal, kind)
     truth = truth_dict(params, seed=seed, customers=customers, kind=kind, rows=rows)
     (out / "truth.json").write_text(json.dumps(truth, indent=2) + "\n", encoding="utf-8")
     return SynthSummary(out, kind, customers, seed, cal.date(cal.as_of),
@@ -177,15 +177,18 @@ def truth_dict(params: SynthParams, *, seed: int, customers: int, kind: str,
     }
 
 
-def _write_settings(out: Path, params: SynthParams, cal: S.Calendar) -> None:
+def _write_settings(out: Path, params: SynthParams, cal: S.Calendar, kind: str) -> None:
+    """book.yaml; a subscription book of monthly contracts is measured in months (two years'
+    horizon), so its retention models count renewals."""
     s = params.settings
-    lines = [f"currency: {s['currency']}", f"period: {s['period']}",
+    period, horizon = ("month", 24) if kind == "subscriptions" else (s["period"], s["horizon"])
+    lines = [f"currency: {s['currency']}", f"period: {period}",
              f"as_of: {cal.date(cal.as_of).isoformat()}",
              f"calibration_end: {cal.date(cal.calibration_end).isoformat()}",
              f"margin_rate: {s['margin_rate']}", f"discount_rate: {s['discount_rate']}",
              "channel_costs:"]
     lines += [f"  {c}: {v}" for c, v in params.interactions["channel_costs"].items()]
-    lines.append(f"horizon: {s['horizon']}")
+    lines.append(f"horizon: {horizon}")
     (out / "book.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
