@@ -180,6 +180,11 @@ def equity_of(purchase: Any, spend: Any, cells: pd.DataFrame, s: ValuationSettin
 def equity_interval(purchase: Any, spend: Any, cells: pd.DataFrame, s: ValuationSettings,
                     equity: float) -> tuple[float, float, float]:
     """90% interval and standard error of customer equity (delta method on its log)."""
+    for model in (purchase, spend):
+        if not hasattr(model, "result_"):
+            raise ModelDataError(f"{type(model).__name__} has no standard errors (it was not "
+                                 "fitted, e.g. made with from_params), so customer equity has "
+                                 "no interval; pass interval=False")
     var = 0.0
     for which, model in (("purchase", purchase), ("spend", spend)):
         theta = np.asarray(model._theta, dtype=float)

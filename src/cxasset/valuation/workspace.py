@@ -4,10 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from cxasset.features import workspace_features
 from cxasset.features.cells import attach_cells, group_cells
+from cxasset.models.contractual import load_retention, retention_rows, survival_after
 from cxasset.models.workflow import covariate_expressions, load_models
-from cxasset.valuation.clv import Valuation, ValuationSettings, cell_columns, score_cells, summarise
+from cxasset.valuation.clv import (
+    Z90,
+    Valuation,
+    ValuationSettings,
+    cell_columns,
+    score_cells,
+    summarise,
+)
 
 
 def value_workspace(ws: Any, horizon: int | None = None, interval: bool = True,
@@ -19,6 +30,8 @@ def value_workspace(ws: Any, horizon: int | None = None, interval: bool = True,
     to be scored, and per-customer CLV is computed back in the engine.
     """
     s = ws.settings
+    if ws.meta()["kind"] == "subscriptions":
+        return value_subscriptions(ws, horizon, interval)
     purchase, spend = load_models(ws)
     feats = workspace_features(ws)
     feats = feats.mutate(**covariate_expressions(feats, ws.load_artifact("covariates")))
@@ -38,3 +51,54 @@ def value_workspace(ws: Any, horizon: int | None = None, interval: bool = True,
                              clv=vs.margin_rate * spend_i * t.det).order_by("customer_id")
         customers = customers.to_pandas()
     return summarise(purchase, spend, scored, vs, customers, interval)
+
+
+def value_subscriptions(ws: Any, horizon: int | None = None, interval: bool = True) -> Valuation:
+    """CLV of a subscription book's active customers: their future renewals' margin.
+
+    ``CLV = margin * recurring_revenue * sum_{t=1..H} S(t | age) / (1 + d)^t``: the revenue of
+    each coming period is collected at its start if the customer is still active then (the
+    current period is already paid), ``S(t | age)`` from the retention model ``cxasset fit``
+    saved. Churned customers are worth 0 (their rows are kept).
+    """
+    s = ws.settings
+    model = load_retention(ws)
+    vs = ValuationSettings(horizon=horizon or s.horizon, period=s.period,
+                           period_days=s.period_days, discount_rate=s.discount_rate,
+                           margin_rate=s.margin_rate, currency=s.currency)
+    rows = retention_rows(ws, s.as_of, ws.load_artifact("covariates"))
+    act = rows[rows.churned == 0].reset_index(drop=True)
+    disc = (1.0 + vs.period_rate) ** -np.arange(1, vs.horizon + 1, dtype=float)
+
+    def per_customer(m: Any) -> tuple[np.ndarray, np.ndarray]:
+        surv = np.column_stack([survival_after(m, k, act) for k in range(1, vs.horizon + 1)])
+        rr = act["recurring_revenue"].to_numpy(dtype=float)
+        return vs.margin_rate * rr * (surv * disc).sum(axis=1), surv
+
+    clv, surv = per_customer(model)
+    renewals = surv.sum(axis=1)  # expected renewals (paid periods) over the horizon
+    equity = float(clv.sum())
+    lo = hi = se = float("nan")
+    notes = [f"{int((rows.churned == 1).sum()):,} churned customers are worth 0"]
+    if interval:
+        theta = np.asarray(model._theta, dtype=float)
+        g = np.empty(len(theta))
+        for i in range(len(theta)):
+            h = 1e-5 * max(1.0, abs(theta[i]))
+            up, down = theta.copy(), theta.copy()
+            up[i] += h
+            down[i] -= h
+            g[i] = (np.log(per_customer(model.with_theta(up))[0].sum())
+                    - np.log(per_customer(model.with_theta(down))[0].sum())) / (2 * h)
+        se_log = float(np.sqrt(max(g @ model.result_.cov_unconstrained @ g, 0.0)))
+        lo, hi, se = equity * np.exp(-Z90 * se_log), equity * np.exp(Z90 * se_log), equity * se_log
+    customers = pd.DataFrame({"customer_id": rows.customer_id})
+    customers = customers.merge(pd.DataFrame({
+        "customer_id": act.customer_id, "p_alive": 1.0, "p_active_at_horizon": surv[:, -1],
+        "expected_transactions": renewals, "clv": clv}), on="customer_id", how="left")
+    customers["p_alive"] = customers["p_alive"].fillna(0.0)
+    customers = customers.fillna({"clv": 0.0, "expected_transactions": 0.0,
+                                  "p_active_at_horizon": 0.0})
+    notes.append("expected_transactions of a subscription book are expected renewals")
+    return Valuation(customers, equity, (float(lo), float(hi)), float(se), vs, len(rows),
+                     float(renewals.sum()), tuple(notes))
