@@ -26,7 +26,9 @@ from pathlib import Path
 
 import pandas as pd
 
-DATA_DIR = Path(os.environ.get("CXASSET_SHARED_DATA", "/work/shared/data"))
+# the shared data sets sit beside the repository: <parent>/shared/data
+DATA_DIR = Path(os.environ.get("CXASSET_SHARED_DATA",
+                               Path(__file__).resolve().parents[3] / "shared" / "data"))
 CDNOW_SUMMARY = DATA_DIR / "published" / "cdnow_summary.csv"
 N_CUSTOMERS = 2357
 

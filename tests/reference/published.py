@@ -37,7 +37,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-DATA_DIR = Path(os.environ.get("CXASSET_SHARED_DATA", "/work/shared/data"))
+# the shared data sets sit beside the repository: <parent>/shared/data
+DATA_DIR = Path(os.environ.get("CXASSET_SHARED_DATA",
+                               Path(__file__).resolve().parents[3] / "shared" / "data"))
 PUBLISHED = DATA_DIR / "published"
 
 # ---------------------------------------------------------------- Gamma-Gamma (CDNOW)
