@@ -23,6 +23,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/rfm.py
+	$(BIN)/python benchmarks/clv.py
 
 lint: $(STAMP)
 	$(BIN)/python -m ruff check src tests benchmarks
