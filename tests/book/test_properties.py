@@ -69,6 +69,7 @@ def books(draw: st.DrawFn) -> RandomBook:
     customers, transactions, subscriptions, surveys, interactions = [], [], [], [], []
     for cid, a in zip(ids, acquired, strict=True):
         onboarded = draw(st.one_of(st.none(), st.integers(a, a + 10)))
+        last = max(last, a if onboarded is None else onboarded)  # onboarding is by as_of too
         customers.append({"customer_id": cid, "acquired_at": day(a),
                           "segment": draw(st.sampled_from(["retail", "business", ""])),
                           "onboarded_at": "" if onboarded is None else day(onboarded)})

@@ -84,6 +84,50 @@ def test_analytic_gradient_matches_numerical(cdnow: pd.DataFrame) -> None:
                                atol=1e-2)
 
 
+def test_summed_gradient_matches_numerical(cdnow: pd.DataFrame) -> None:
+    """Without covariates the fit uses the summed likelihood over unique values: its total
+    equals the per-row sum, its gradient central differences and the per-row gradient."""
+    m = ModifiedBetaGeoModel().fit(cdnow)
+    for theta in (m._theta, m._theta + np.array([0.3, -0.2, 0.4, -0.5]), m._theta - 0.3):
+        val, grad = m._objective_grad(theta)
+        assert val == pytest.approx(m._objective(theta), rel=1e-12)
+        h = 1e-5
+        num = np.array([(m._objective(theta + e) - m._objective(theta - e)) / (2 * h)
+                        for e in np.eye(4) * h])
+        np.testing.assert_allclose(grad, num, rtol=1e-6, atol=1e-4)
+        p = m._unpack(theta, m._arrays)
+        ll, dp = m._ll_grad(p, m._arrays)
+        total, dsum = m._summed_ll_grad(p, m._arrays, m._w)
+        assert total == pytest.approx(float(np.sum(m._w * ll)), rel=1e-12)
+        for k in NAMES:
+            assert dsum[k] == pytest.approx(float(np.sum(m._w * dp[k])), rel=1e-9, abs=1e-6)
+
+
+def test_large_sample_recovery() -> None:
+    from .test_bgnbd import check_recovery, simulate_bgnbd
+
+    truth = {"r": 0.25, "alpha": 4.0, "a": 0.8, "b": 2.5}
+    df = simulate_bgnbd(200_000, truth, {}, seed=5, modified=True)[RFM]
+    m = ModifiedBetaGeoModel().fit(df)
+    assert m.result_.converged
+    check_recovery(m, truth, rel=0.1)
+
+
+def test_pairwise_predictions_equal_rowwise(cdnow: pd.DataFrame,
+                                            fitted: ModifiedBetaGeoModel) -> None:
+    """E[Y(t)] on many rows (computed once per unique (x, T)) equals row by row, and an array
+    of horizons still broadcasts row by row."""
+    ce = fitted.conditional_expected_purchases(39.0, cdnow)
+    rows = [cdnow.iloc[i : i + 1] for i in range(0, len(cdnow), 29)]
+    np.testing.assert_allclose(
+        ce[::29], [fitted.conditional_expected_purchases(39.0, r)[0] for r in rows], rtol=1e-13)
+    t = np.linspace(1.0, 52.0, len(cdnow))
+    ce_t = fitted.conditional_expected_purchases(t, cdnow)
+    np.testing.assert_allclose(
+        ce_t[::29], [fitted.conditional_expected_purchases(t[i], cdnow.iloc[i : i + 1])[0]
+                     for i in range(0, len(cdnow), 29)], rtol=1e-13)
+
+
 @settings(max_examples=60, deadline=None)
 @given(x=st.integers(0, 1000), tx_frac=st.floats(0, 1), T=st.floats(0.01, 1000),
        t=st.floats(0, 1000), r=st.floats(0.05, 5), alpha=st.floats(0.1, 100),

@@ -29,9 +29,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy.special import betaln, digamma, gammaln
+from scipy.special import betaln, digamma, expit, gammaln
 
+from cxasset.models._base import logaddexp, wsum
 from cxasset.models.bgnbd import RFM, BetaGeoModel, hyp2f1_safe, on_unique
+from cxasset.models.paretonbd import pair_index
 
 
 class ModifiedBetaGeoModel(BetaGeoModel):
@@ -67,9 +69,51 @@ class ModifiedBetaGeoModel(BetaGeoModel):
     _param_names: ClassVar[tuple[str, ...]] = ("r", "alpha", "a", "b")
 
     def _summed_ll_grad(self, p: Mapping[str, float], data: Mapping[str, np.ndarray],
-                        w: np.ndarray) -> None:
-        """BG/NBD's summed form does not apply (other likelihood): use :meth:`_ll_grad`."""
-        return None
+                        w: np.ndarray) -> tuple[float, dict[str, float]]:
+        """Total log-likelihood and gradient without covariates: the terms of ``x`` alone summed
+        over its unique values with aggregated weights, ``log(alpha+T)``, ``log(alpha+t_x)``
+        on the unique ``T`` and ``t_x``; the mixture runs over every cell, one-time buyers
+        included (unlike BG/NBD, they may have dropped out at time 0)."""
+        r, alpha, a, b = (float(p[k]) for k in ("r", "alpha", "a", "b"))
+        g = self._grouped(data, w)
+        ux, Wx, N, ix, iT, itx = g["ux"], g["Wx"], g["N"], g["ix"], g["iT"], g["itx"]
+        la_T, la_tx = np.log(alpha + g["uT"]), np.log(alpha + g["utx"])
+        lc_T, lc_tx = la_T[iT], la_tx[itx]
+        rx = r + g["x"]
+        u = -rx * lc_T
+        v = (np.log(a) - np.log(b + ux))[ix] - rx * lc_tx
+        mix = logaddexp(u, v)
+        pi = expit(v - u)  # share of the "dropped out after the last purchase" term
+        wpi = w * pi
+        wpa = w - wpi
+        sum_pi = float(wpi.sum())
+        total = (wsum(Wx, gammaln(r + ux) + betaln(a, b + ux + 1.0)) - N * (gammaln(r)
+                 + betaln(a, b)) + N * r * np.log(alpha) + wsum(w, mix))
+        d_r = (wsum(Wx, digamma(r + ux)) - N * digamma(r) + N * np.log(alpha)
+               - wsum(wpa, lc_T) - wsum(wpi, lc_tx))
+        d_alpha = (N * r / alpha - wsum(wpa * rx, (1.0 / (alpha + g["uT"]))[iT])
+                   - wsum(wpi * rx, (1.0 / (alpha + g["utx"]))[itx]))
+        dg_abx = digamma(a + b + ux + 1.0)
+        d_a = N * digamma(a + b) - wsum(Wx, dg_abx) + sum_pi / a
+        d_b = (wsum(Wx, digamma(b + ux + 1.0) - dg_abx) + N * (digamma(a + b) - digamma(b))
+               - wsum(np.bincount(ix, wpi, minlength=len(ux)), 1.0 / (b + ux)))
+        return float(total), {"r": float(d_r), "alpha": float(d_alpha), "a": float(d_a),
+                              "b": float(d_b)}
+
+    def _grouped(self, data: Mapping[str, np.ndarray], w: np.ndarray) -> dict[str, Any]:
+        """Weights summed by unique ``x``, and every cell's index into the unique ``x``, ``T``
+        and ``t_x``; computed once per fit."""
+        cache = getattr(self, "_group_cache", None)
+        if cache is not None and cache[0] is w:
+            return cache[1]
+        x, tx, T = data["frequency"], data["recency"], data["T"]
+        ux, ix = np.unique(x, return_inverse=True)
+        uT, iT = np.unique(T, return_inverse=True)
+        utx, itx = np.unique(tx, return_inverse=True)
+        g = {"ux": ux, "Wx": np.bincount(ix, weights=w, minlength=len(ux)), "N": float(w.sum()),
+             "x": x, "ix": ix, "uT": uT, "iT": iT, "utx": utx, "itx": itx}
+        self._group_cache = (w, g)
+        return g
 
     def _ll_grad(self, p: Mapping[str, Any], data: Mapping[str, np.ndarray], grad: bool = True
                  ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -123,7 +167,7 @@ class ModifiedBetaGeoModel(BetaGeoModel):
         """log(1 + a/(b+x) ((alpha+T)/(alpha+t_x))^(r+x)): every customer may be dead."""
         r, alpha, a, b = p["r"], p["alpha"], p["a"], p["b"]
         term = np.log(a) - np.log(b + x) + (r + x) * (np.log(alpha + T) - np.log(alpha + tx))
-        return np.logaddexp(0.0, term)
+        return logaddexp(np.zeros_like(term), term)
 
     def conditional_expected_purchases(self, t: float | np.ndarray, data: pd.DataFrame,
                                        theta: np.ndarray | None = None) -> np.ndarray:
@@ -135,10 +179,20 @@ class ModifiedBetaGeoModel(BetaGeoModel):
         """
         self._check_is_fitted()
         p = self._p(data, theta)
-        r, alpha, a, b = p["r"], p["alpha"], p["a"], p["b"]
         x, tx, T = (data[c].to_numpy(dtype=float) for c in RFM)
         t = np.asarray(t, dtype=float)
+        p_alive = np.exp(-self._log_odds_dead(p, x, tx, T))
+        if t.ndim == 0 and all(np.ndim(v) == 0 for v in p.values()) and len(x) > 16:
+            # the factor besides P(alive) depends on (x, T) only: once per unique pair
+            ipair, x, T = pair_index(x, T)
+            return self._expected_if_alive(p, t, x, T)[ipair] * p_alive
+        return self._expected_if_alive(p, t, x, T) * p_alive
+
+    @staticmethod
+    def _expected_if_alive(p: Mapping[str, Any], t: np.ndarray, x: np.ndarray, T: np.ndarray
+                           ) -> np.ndarray:
+        r, alpha, a, b = p["r"], p["alpha"], p["a"], p["b"]
         z = t / (alpha + T + t)
         # (1-z)^(r+x) 2F1(r+x, b+x+1; a+b+x; z) = (1-z)^(a-1) 2F1(a+b-r, a-1; a+b+x; z)
         hyp = (1 - z) ** (a - 1) * hyp2f1_safe(a + b - r, a - 1, a + b + x, z)
-        return (a + b + x) / (a - 1) * (1 - hyp) * np.exp(-self._log_odds_dead(p, x, tx, T))
+        return (a + b + x) / (a - 1) * (1 - hyp)

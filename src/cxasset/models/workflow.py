@@ -113,6 +113,10 @@ def covariate_spec(df: pd.DataFrame, names: Sequence[str]) -> dict[str, list[str
             raise ModelDataError(f"covariate {name!r} is not a feature; features are: "
                                  f"{', '.join(df.columns)}")
         col = df[name]
+        if col.isna().any():
+            raise ModelDataError(f"covariate {name!r} has missing values for "
+                                 f"{int(col.isna().sum()):,} of {len(col):,} customers; impute "
+                                 "them (e.g. a 'none' level or the median) or choose another")
         numeric = pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)
         spec[name] = None if numeric else [str(v) for v in col.value_counts().index[1:]]
     return spec

@@ -79,7 +79,7 @@ def value_table(d: dict[str, Any]) -> Table:
               f"{money(ce['p5'], cur)} – {money(ce['p95'], cur)})")
     t.add_row("customers", f"{d['customers']:,}")
     t.add_row("mean CLV", money(d["mean_clv"], cur))
-    t.add_row("median CLV", money(d["median_clv"], cur))
+    t.add_row("median CLV", "-" if d["median_clv"] is None else money(d["median_clv"], cur))
     t.add_row("expected transactions", f"{d['expected_transactions']:,.0f} over the horizon")
-    t.add_row("mean P(alive)", f"{d['mean_p_alive']:.1%}")
+    t.add_row("mean P(alive)", "-" if d["mean_p_alive"] is None else f"{d['mean_p_alive']:.1%}")
     return t

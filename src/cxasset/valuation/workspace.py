@@ -35,7 +35,7 @@ def value_workspace(ws: Any, horizon: int | None = None, interval: bool = True,
     purchase, spend = load_models(ws)
     feats = workspace_features(ws)
     feats = feats.mutate(**covariate_expressions(feats, ws.load_artifact("covariates")))
-    vs = ValuationSettings(horizon=horizon or s.horizon, period=s.period,
+    vs = ValuationSettings(horizon=s.horizon if horizon is None else horizon, period=s.period,
                            period_days=s.period_days, discount_rate=s.discount_rate,
                            margin_rate=s.margin_rate, currency=s.currency)
     key = cell_columns(purchase, spend)
@@ -63,7 +63,7 @@ def value_subscriptions(ws: Any, horizon: int | None = None, interval: bool = Tr
     """
     s = ws.settings
     model = load_retention(ws)
-    vs = ValuationSettings(horizon=horizon or s.horizon, period=s.period,
+    vs = ValuationSettings(horizon=s.horizon if horizon is None else horizon, period=s.period,
                            period_days=s.period_days, discount_rate=s.discount_rate,
                            margin_rate=s.margin_rate, currency=s.currency)
     rows = retention_rows(ws, s.as_of, ws.load_artifact("covariates"))

@@ -1,0 +1,76 @@
+"""Shared fixtures: the CDNOW sample book ingested (once per session) and fitted with BG/NBD."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hypothesis import settings
+
+# Property tests explore the same examples on every run: CI stays reproducible, and a failure
+# found once is found again. Set HYPOTHESIS_PROFILE=explore for fresh random examples.
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("explore", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+from cxasset.book import Workspace
+from cxasset.exceptions import BookWarning
+from cxasset.models.workflow import FitReport, fit_workspace
+
+#: ``shared/data`` sits next to the repository.
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+CDNOW_BOOK = SHARED_DATA / "cdnow_sample"
+
+
+def _ingest_quietly(book: Path, ws_dir: Path) -> Workspace:
+    ws = Workspace(ws_dir)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BookWarning)
+        ws.ingest(book)
+    return ws
+
+
+@pytest.fixture(scope="session")
+def ingest_quietly() -> Callable[[Path, Path], Workspace]:
+    """``ingest_quietly(book, ws_dir)``: a new workspace holding ``book``; BookWarnings ignored."""
+    return _ingest_quietly
+
+
+@pytest.fixture(scope="session")
+def cdnow_book() -> Path:
+    """The CDNOW sample book (2,357 customers, weekly)."""
+    return CDNOW_BOOK
+
+
+@pytest.fixture(scope="session")
+def cdnow_ws_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A workspace holding the CDNOW sample book, no models fitted; copy it before writing."""
+    path = tmp_path_factory.mktemp("cdnow") / "ws"
+    _ingest_quietly(CDNOW_BOOK, path).close()
+    return path
+
+
+@pytest.fixture(scope="session")
+def copy_cdnow_ws(tmp_path_factory: pytest.TempPathFactory, cdnow_ws_template: Path
+                  ) -> Callable[[], Path]:
+    """``copy_cdnow_ws()``: a fresh copy of the ingested CDNOW workspace in its own folder."""
+
+    def copy() -> Path:
+        dest = tmp_path_factory.mktemp("cdnow_copy") / "ws"
+        shutil.copytree(cdnow_ws_template, dest)
+        return dest
+
+    return copy
+
+
+@pytest.fixture(scope="session")
+def cdnow_fitted(copy_cdnow_ws: Callable[[], Path]) -> tuple[Path, FitReport]:
+    """A CDNOW workspace after ``fit_workspace(ws, model="bgnbd")``, and its report. Read only."""
+    path = copy_cdnow_ws()
+    with Workspace(path) as ws:
+        report = fit_workspace(ws, model="bgnbd")
+    return path, report
