@@ -69,6 +69,18 @@ class FitResult:
             "notes": list(self.notes),
         }
 
+    def to_state(self) -> dict[str, Any]:
+        """:meth:`to_dict` plus the covariance, for saving a fit (see :meth:`from_state`)."""
+        return {**self.to_dict(), "cov_unconstrained": self.cov_unconstrained.tolist()}
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> FitResult:
+        r = dict(state)
+        r["conf_int"] = {k: tuple(v) for k, v in r["conf_int"].items()}
+        r["cov_unconstrained"] = np.asarray(r["cov_unconstrained"], dtype=float)
+        r["notes"] = tuple(r["notes"])
+        return cls(**r)
+
 
 def compress(df: pd.DataFrame, columns: Sequence[str],
              weights: np.ndarray | None = None) -> tuple[pd.DataFrame, np.ndarray]:
@@ -400,9 +412,7 @@ class BaseModel(ABC):
             "n_obs": self.n_obs_,
         }
         if hasattr(self, "result_"):
-            res = self.result_.to_dict()
-            res["cov_unconstrained"] = self.result_.cov_unconstrained.tolist()
-            state["result"] = res
+            state["result"] = self.result_.to_state()
         return state
 
     @classmethod
@@ -416,11 +426,7 @@ class BaseModel(ABC):
         m.params_ = dict(state["params"])
         m.n_obs_ = int(state["n_obs"])
         if "result" in state:
-            r = dict(state["result"])
-            r["conf_int"] = {k: tuple(v) for k, v in r["conf_int"].items()}
-            r["cov_unconstrained"] = np.asarray(r["cov_unconstrained"], dtype=float)
-            r["notes"] = tuple(r["notes"])
-            m.result_ = FitResult(**r)
+            m.result_ = FitResult.from_state(state["result"])
         return m
 
     def with_theta(self, theta: np.ndarray) -> Self:

@@ -490,13 +490,12 @@ class DiscreteHazardModel:
     def to_state(self) -> dict[str, Any]:
         """A plain, JSON-serialisable form of the fitted model (see :meth:`from_state`)."""
         self._check_is_fitted()
-        res = self.result_.to_dict()
-        res["cov_unconstrained"] = self.result_.cov_unconstrained.tolist()
         return {"model": type(self).__name__,
                 "hyperparameters": {"baseline": self.baseline, "max_period": self.max_period,
                                     "link": self.link, "cov_type": self.cov_type},
                 "covariates": list(self.covariates_), "bands": [list(b) for b in self.bands_],
-                "beta": self._beta.tolist(), "n_obs": self.n_obs_, "result": res}
+                "beta": self._beta.tolist(), "n_obs": self.n_obs_,
+                "result": self.result_.to_state()}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> DiscreteHazardModel:
@@ -508,12 +507,8 @@ class DiscreteHazardModel:
         m.bands_ = [tuple(b) for b in state["bands"]]
         m._beta = np.asarray(state["beta"], dtype=float)
         m.n_obs_ = int(state["n_obs"])
-        r = dict(state["result"])
-        r["conf_int"] = {k: tuple(v) for k, v in r["conf_int"].items()}
-        r["cov_unconstrained"] = np.asarray(r["cov_unconstrained"], dtype=float)
-        r["notes"] = tuple(r["notes"])
-        m.result_ = FitResult(**r)
-        m.params_ = dict(r["params"])
+        m.result_ = FitResult.from_state(state["result"])
+        m.params_ = dict(m.result_.params)
         return m
 
     def summary(self) -> pd.DataFrame:
