@@ -26,6 +26,8 @@ from cxasset.exceptions import ConvergenceError, ConvergenceWarning, ModelDataEr
 
 Constraint = Literal["positive", "unit", "real"]
 Z95 = 1.959963984540054
+#: Cells above which a fit first warm-starts on a random 5% of them.
+WARM_START_CELLS = 100_000
 
 
 @dataclass(frozen=True)
@@ -279,17 +281,44 @@ class BaseModel(ABC):
             return 1e300, np.zeros(len(theta))
         return val, grad
 
+    def _warm_start(self, theta0: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """On many cells, start from the fit to a fixed random 5% of them (weights scaled up):
+        the full fit then needs a few iterations instead of dozens."""
+        n = len(self._w)
+        if n < WARM_START_CELLS:
+            return theta0, None
+        keep = np.random.default_rng(0).random(n) < 0.05
+        full = self._arrays, self._w
+        self._arrays = {k: v[keep] for k, v in full[0].items() if len(v) == n}
+        self._w = full[1][keep] / 0.05
+        try:
+            self._arrays = self._prepare(self._arrays)
+            res = self._optimise(theta0)
+        finally:
+            self._arrays, self._w = full
+        if not (np.all(np.isfinite(res.x)) and res.fun < 1e299):
+            return theta0, None
+        h = getattr(res, "hess_inv", None)
+        try:
+            h = (np.asarray(h) + np.asarray(h).T) / 2
+            np.linalg.cholesky(h)
+        except (np.linalg.LinAlgError, ValueError, TypeError):
+            h = None
+        return res.x, h
+
     def _optimise(self, theta0: np.ndarray) -> optimize.OptimizeResult:
         scale = max(float(self._w.sum()), 1.0)
         fun = lambda th: self._objective(th) / scale  # noqa: E731 - scaled for the optimiser
         if self._objective_grad(theta0) is not None:
+            theta0, hess_inv0 = self._warm_start(theta0)
+
             def fun_grad(th: np.ndarray) -> tuple[float, np.ndarray]:
                 v, g = self._objective_grad(th)  # type: ignore[misc]
                 return v / scale, g / scale
 
             res = optimize.minimize(fun_grad, theta0, jac=True, method="BFGS",
                                     options={"maxiter": self.max_iter * len(theta0),
-                                             "gtol": self.tol})
+                                             "gtol": self.tol, "hess_inv0": hess_inv0})
             if res.success and res.fun < 1e299:
                 res.fun = res.fun * scale
                 return res
