@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--with-100m", action="store_true", help="add 100M transactions (cxasset only)")
     ap.add_argument("--data-dir", type=Path, default=HERE / ".data")
-    ap.add_argument("--memory-limit", default="4GB", help="DuckDB memory limit (default 4GB)")
+    ap.add_argument("--memory-limit", default="3GB", help="DuckDB memory limit (default 3GB, as Workspace)")
     ap.add_argument("--no-lifetimes", action="store_true", help="measure cxasset only")
     ap.add_argument("--timeout", type=float, default=3600, help="seconds per step")
     ap.add_argument(
@@ -364,7 +364,7 @@ def runner(argv: list[str]) -> int:
     ap.add_argument("step", choices=STEPS)
     ap.add_argument("--n", type=int, required=True)
     ap.add_argument("--data-dir", type=Path, required=True)
-    ap.add_argument("--memory-limit", default="4GB")
+    ap.add_argument("--memory-limit", default="3GB")
     ap.add_argument("--save", type=Path)
     ap.add_argument("--cap-gib", type=float)
     a = ap.parse_args(argv)

@@ -84,8 +84,9 @@ class Workspace:
     ----------
     path : str or Path
         The workspace folder.
-    memory_limit : str, default="4GB"
-        DuckDB's memory limit; larger work spills to disk.
+    memory_limit : str, default="3GB"
+        DuckDB's memory limit; larger work spills to disk (3GB keeps a 50M-transaction book
+        under 4 GiB of process memory, see docs/benchmarks.md).
     threads : int or None, default=None
         DuckDB threads (default: one per core).
 
@@ -97,7 +98,7 @@ class Workspace:
     6919
     """
 
-    def __init__(self, path: str | Path, memory_limit: str = "4GB", threads: int | None = None):
+    def __init__(self, path: str | Path, memory_limit: str = "3GB", threads: int | None = None):
         self.path = Path(path)
         self.memory_limit = memory_limit
         self.threads = threads
