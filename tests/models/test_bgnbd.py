@@ -89,11 +89,6 @@ BG_ALL = {**BG_TRUTH, **{f"{p}[{c}]": g for p, cs in BG_COEFS.items() for c, g i
 
 # ------------------------------------------------------------------------------------ fixtures
 @pytest.fixture(scope="module")
-def cdnow() -> pd.DataFrame:
-    return ref.load_cdnow_summary()
-
-
-@pytest.fixture(scope="module")
 def fitted(cdnow: pd.DataFrame) -> BetaGeoModel:
     return BetaGeoModel().fit(cdnow)
 

@@ -20,11 +20,6 @@ NAMES = ("r", "alpha", "a", "b")
 
 
 @pytest.fixture(scope="module")
-def cdnow() -> pd.DataFrame:
-    return ref.load_cdnow_summary()
-
-
-@pytest.fixture(scope="module")
 def fitted(cdnow: pd.DataFrame) -> ModifiedBetaGeoModel:
     return ModifiedBetaGeoModel().fit(cdnow)
 

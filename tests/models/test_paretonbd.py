@@ -58,11 +58,6 @@ def _all(coefs: dict) -> dict[str, float]:
 
 
 @pytest.fixture(scope="module")
-def cdnow() -> pd.DataFrame:
-    return ref.load_cdnow_summary()
-
-
-@pytest.fixture(scope="module")
 def fitted(cdnow: pd.DataFrame) -> ParetoNBDModel:
     return ParetoNBDModel().fit(cdnow)
 

@@ -27,6 +27,7 @@ log(equity) over both models' unconstrained parameters and their estimated covar
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -177,31 +178,40 @@ def equity_of(purchase: Any, spend: Any, cells: pd.DataFrame, s: ValuationSettin
     return float(np.dot(cells["n"].to_numpy(dtype=float), s.margin_rate * (s0 + s1 * m) * det))
 
 
-def equity_interval(purchase: Any, spend: Any, cells: pd.DataFrame, s: ValuationSettings,
-                    equity: float) -> tuple[float, float, float]:
-    """90% interval and standard error of customer equity (delta method on its log)."""
-    for model in (purchase, spend):
+def log_delta_interval(models: Sequence[Any], value_at: Callable[[list[Any]], float],
+                       value: float) -> tuple[float, float, float]:
+    """90% interval and standard error of a positive total (delta method on its log) over the
+    parameters of ``models``: ``value_at(models)`` recomputes the total, and each model is moved
+    along its unconstrained parameters with ``with_theta``, its covariance from ``result_``."""
+    for model in models:
         if not hasattr(model, "result_"):
             raise ModelDataError(f"{type(model).__name__} has no standard errors (it was not "
                                  "fitted, e.g. made with from_params), so customer equity has "
                                  "no interval; pass interval=False")
     var = 0.0
-    for which, model in (("purchase", purchase), ("spend", spend)):
+    for j, model in enumerate(models):
         theta = np.asarray(model._theta, dtype=float)
         g = np.empty(len(theta))
         for i in range(len(theta)):
             h = 1e-5 * max(1.0, abs(theta[i]))
-            vals = []
+            logs = []
             for sign in (1, -1):
                 th = theta.copy()
                 th[i] += sign * h
-                m2 = model.with_theta(th)
-                pm, sm = (m2, spend) if which == "purchase" else (purchase, m2)
-                vals.append(equity_of(pm, sm, cells, s))
-            g[i] = (np.log(vals[0]) - np.log(vals[1])) / (2 * h)
+                moved = list(models)
+                moved[j] = model.with_theta(th)
+                logs.append(np.log(value_at(moved)))
+            g[i] = (logs[0] - logs[1]) / (2 * h)
         var += float(g @ model.result_.cov_unconstrained @ g)
     se_log = float(np.sqrt(max(var, 0.0)))
-    return equity * np.exp(-Z90 * se_log), equity * np.exp(Z90 * se_log), equity * se_log
+    return value * np.exp(-Z90 * se_log), value * np.exp(Z90 * se_log), value * se_log
+
+
+def equity_interval(purchase: Any, spend: Any, cells: pd.DataFrame, s: ValuationSettings,
+                    equity: float) -> tuple[float, float, float]:
+    """90% interval and standard error of customer equity over both models' parameters."""
+    return log_delta_interval([purchase, spend],
+                              lambda ms: equity_of(ms[0], ms[1], cells, s), equity)
 
 
 def summarise(purchase: Any, spend: Any, scored: pd.DataFrame, s: ValuationSettings,

@@ -12,10 +12,10 @@ from cxasset.features.cells import attach_cells, group_cells
 from cxasset.models.contractual import load_retention, retention_rows, survival_after
 from cxasset.models.workflow import covariate_expressions, load_models
 from cxasset.valuation.clv import (
-    Z90,
     Valuation,
     ValuationSettings,
     cell_columns,
+    log_delta_interval,
     score_cells,
     summarise,
 )
@@ -81,17 +81,7 @@ def value_subscriptions(ws: Any, horizon: int | None = None, interval: bool = Tr
     lo = hi = se = float("nan")
     notes = [f"{int((rows.churned == 1).sum()):,} churned customers are worth 0"]
     if interval:
-        theta = np.asarray(model._theta, dtype=float)
-        g = np.empty(len(theta))
-        for i in range(len(theta)):
-            h = 1e-5 * max(1.0, abs(theta[i]))
-            up, down = theta.copy(), theta.copy()
-            up[i] += h
-            down[i] -= h
-            g[i] = (np.log(per_customer(model.with_theta(up))[0].sum())
-                    - np.log(per_customer(model.with_theta(down))[0].sum())) / (2 * h)
-        se_log = float(np.sqrt(max(g @ model.result_.cov_unconstrained @ g, 0.0)))
-        lo, hi, se = equity * np.exp(-Z90 * se_log), equity * np.exp(Z90 * se_log), equity * se_log
+        lo, hi, se = log_delta_interval([model], lambda ms: per_customer(ms[0])[0].sum(), equity)
     customers = pd.DataFrame({"customer_id": rows.customer_id})
     customers = customers.merge(pd.DataFrame({
         "customer_id": act.customer_id, "p_alive": 1.0, "p_active_at_horizon": surv[:, -1],
