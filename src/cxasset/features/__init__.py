@@ -12,6 +12,12 @@ import ibis.expr.types as ir
 
 from cxasset.features.build import FeatureWindow, customer_features
 from cxasset.features.cx import NPS_CLASSES
+from cxasset.features.discrete import (
+    DISCRETE_COLUMNS,
+    DISCRETE_HOLDOUT_COLUMNS,
+    discrete_stats,
+    discrete_tracking,
+)
 from cxasset.features.rfm import HOLDOUT_COLUMNS, RFM_COLUMNS, holdout_tracking, rfm
 from cxasset.features.subscriptions import cohort_survival, lifetimes, person_periods
 
@@ -28,12 +34,16 @@ def workspace_features(
 
 
 __all__ = [
+    "DISCRETE_COLUMNS",
+    "DISCRETE_HOLDOUT_COLUMNS",
     "HOLDOUT_COLUMNS",
     "NPS_CLASSES",
     "RFM_COLUMNS",
     "FeatureWindow",
     "cohort_survival",
     "customer_features",
+    "discrete_stats",
+    "discrete_tracking",
     "holdout_tracking",
     "lifetimes",
     "person_periods",
