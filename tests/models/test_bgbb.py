@@ -74,6 +74,39 @@ def test_cross_check_lifetimes(fitted: BetaGeoBetaBinomModel, donations: pd.Data
     np.testing.assert_allclose(fitted.probability_alive(d, 1), np.asarray(alive1), rtol=1e-4)
     np.testing.assert_allclose(fitted.conditional_expected_purchases(5, d), np.asarray(cond),
                                rtol=1e-4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cum = np.column_stack([np.asarray(lt.conditional_expected_number_of_purchases_up_to_time(
+            k, d["frequency"], d["recency"], d["n_periods"])) for k in range(1, 6)])
+    np.testing.assert_allclose(fitted.expected_purchases_by_opportunity(5, d),
+                               np.diff(np.column_stack([np.zeros(len(d)), cum]), axis=1),
+                               rtol=1e-4)
+
+
+def test_by_opportunity_is_the_increment(fitted: BetaGeoBetaBinomModel,
+                                         donations: pd.DataFrame) -> None:
+    by = fitted.expected_purchases_by_opportunity(8, donations)
+    assert by.shape == (len(donations), 8)
+    cum = np.column_stack([fitted.conditional_expected_purchases(k, donations)
+                           for k in range(1, 9)])
+    np.testing.assert_allclose(by.cumsum(axis=1), cum, rtol=1e-10)
+    # each increment is a probability, and it falls as the customer may die
+    assert np.all((by > 0) & (by < 1)) and np.all(np.diff(by, axis=1) < 0)
+    # a customer with no history: the new customer's E[X(n)] increments
+    new = pd.DataFrame({"frequency": [0], "recency": [0], "n_periods": [0]})
+    np.testing.assert_allclose(fitted.expected_purchases_by_opportunity(5, new)[0],
+                               np.diff(fitted.expected_purchases(np.arange(6))), rtol=1e-10)
+    with pytest.raises(ModelDataError, match="n_future must be a whole number"):
+        fitted.expected_purchases_by_opportunity(0, donations)
+
+
+def test_predictions_follow_theta(fitted: BetaGeoBetaBinomModel, donations: pd.DataFrame) -> None:
+    """with_theta copies predict at their parameters (what the delta-method interval needs)."""
+    moved = fitted.with_theta(fitted._theta + 0.1)
+    base = fitted.conditional_expected_purchases(5, donations)
+    assert np.all(np.abs(moved.conditional_expected_purchases(5, donations) - base) > 1e-6)
+    back = BetaGeoBetaBinomModel.from_state(fitted.to_state())
+    np.testing.assert_allclose(back.conditional_expected_purchases(5, donations), base)
 
 
 def test_long_histories_are_stable() -> None:
@@ -83,6 +116,8 @@ def test_long_histories_are_stable() -> None:
     ll = m._log_likelihood(m.params_, {c: df[c].to_numpy(dtype=float) for c in df.columns})
     assert np.all(np.isfinite(ll))
     assert np.all(np.isfinite(m.conditional_expected_purchases(10, df)))
+    by = m.expected_purchases_by_opportunity(520, df)
+    assert np.all(np.isfinite(by)) and np.all((by >= 0) & (by <= 1))
 
 
 class TestErrors:

@@ -95,9 +95,10 @@ class BetaGeoBetaBinomModel(BaseModel):
 
     # ------------------------------------------------------------------ predictions
     def _abgd(self) -> tuple[float, float, float, float]:
+        """The parameters at ``_theta`` (so :meth:`with_theta` copies predict at theirs)."""
         self._check_is_fitted()
-        p = self.params_
-        return p["alpha"], p["beta"], p["gamma"], p["delta"]
+        p = self.individual_params(pd.DataFrame())
+        return float(p["alpha"]), float(p["beta"]), float(p["gamma"]), float(p["delta"])
 
     def expected_purchases(self, n: float | np.ndarray) -> np.ndarray:
         """E[X(n)]: expected transactions of a new customer in the first ``n`` opportunities
@@ -110,7 +111,8 @@ class BetaGeoBetaBinomModel(BaseModel):
     def _log_lik_rows(self, data: pd.DataFrame) -> tuple[np.ndarray, ...]:
         check_bgbb(data, type(self).__name__)
         arr = {c: data[c].to_numpy(dtype=float) for c in BGBB_COLUMNS}
-        ll = self._log_likelihood(self.params_, arr)
+        a, b, g, d = self._abgd()
+        ll = self._log_likelihood({"alpha": a, "beta": b, "gamma": g, "delta": d}, arr)
         return ll, arr["frequency"], arr["recency"], arr["n_periods"]
 
     def probability_alive(self, data: pd.DataFrame, n_future: int | float = 0) -> np.ndarray:
@@ -136,6 +138,37 @@ class BetaGeoBetaBinomModel(BaseModel):
         k1 = np.exp(gammaln(1 + d + n) - gammaln(g + d + n))
         k2 = np.exp(gammaln(1 + d + n + n_future) - gammaln(g + d + n + n_future))
         return np.exp(lead) * d / (g - 1) * (k1 - k2)
+
+    def expected_purchases_by_opportunity(self, n_future: int, data: pd.DataFrame
+                                          ) -> np.ndarray:
+        """Expected transactions of each row at each of its next ``n_future`` opportunities.
+
+        Parameters
+        ----------
+        n_future : int
+            How many future opportunities (``>= 1``).
+        data : DataFrame
+            ``frequency, recency, n_periods`` per row.
+
+        Returns
+        -------
+        ndarray of shape (len(data), n_future)
+            Column k - 1 is P(transaction at opportunity n + k | x, t_x, n), the increment of
+            :meth:`conditional_expected_purchases` from k - 1 to k; the row sums are
+            ``conditional_expected_purchases(n_future, data)``.
+        """
+        if int(n_future) != n_future or n_future < 1:
+            raise ModelDataError(f"n_future must be a whole number of opportunities >= 1; got "
+                                 f"{n_future!r}")
+        a, b, g, d = self._abgd()
+        ll, x, _, n = self._log_lik_rows(data)
+        # P(transact at n + k | history) = E[p | x, n] P(alive at n + k | history): the closed
+        # form of the increments, stable for long horizons (no difference of large terms)
+        k = np.arange(1, int(n_future) + 1, dtype=float)[None, :]
+        log_p = (betaln(a + x + 1, b + n - x) - betaln(a + x, b + n - x))[:, None]
+        log_alive = (betaln(a + x, b + n - x) - betaln(a, b) - ll)[:, None] + (
+            betaln(g, d + n[:, None] + k) - betaln(g, d))
+        return np.exp(log_p + log_alive)
 
 
 def check_bgbb(data: pd.DataFrame, name: str) -> None:
