@@ -9,6 +9,8 @@ References
 ----------
 .. [1] Fader, P. S., Hardie, B. G. S., & Lee, K. L. (2005). "Counting your customers" the easy way:
    An alternative to the Pareto/NBD model. Marketing Science, 24(2), 275-284.
+.. [2] Abramowitz, M., & Stegun, I. A. (1972). Handbook of Mathematical Functions, 15.1.20,
+   15.3.3-15.3.5 (Gauss' summation, Euler's and Pfaff's transformations of 2F1).
 """
 
 from __future__ import annotations
@@ -51,6 +53,61 @@ def hyp2f1_safe(a: Any, b: Any, c: Any, z: Any) -> np.ndarray:
     if np.any(bad):
         out = np.where(bad, hyp2f1(a, np.asarray(b, dtype=float) * (1 + 1e-9), c, z), out)
     return out
+
+
+#: Half-width of the interval around ``a = 1`` on which the expectations are interpolated in ``a``.
+A1_HALF_WIDTH = 1e-4
+
+
+def regular_at_a1(fn: Any, a: Any, h: float = A1_HALF_WIDTH) -> np.ndarray:
+    """``fn(a)`` across the removable singularity of the BG/NBD-family expectations at ``a = 1``.
+
+    The closed forms are ``C/(a-1) * (1 - (1-z)^(a-1) 2F1(C-R, a-1; C; z))``: at ``a = 1`` the
+    ``2F1`` is 1, so they are ``0/0``, and near it ``1 - (...)`` cancels (relative rounding error
+    ``~1e-16/|a-1|``). The function is analytic in ``a``; by L'Hopital its value at ``a = 1`` is
+    ``C int_0^1 (1-p)^(C-1) (1 - (1 + p w)^-R) / p dp`` (``E[(1 - exp(-lambda p t)) / p]`` with
+    ``p ~ Beta(1, C)``, ``w = t/(alpha+T)``), a derivative of ``2F1`` in a parameter with no
+    elementary closed form. So for ``|a-1| < h`` the value is the cubic through ``fn`` at
+    ``a = 1 - 2h, 1 - h, 1 + h, 1 + 2h`` (Lagrange): truncation error ``~h^4 |d^4 fn/da^4|``,
+    rounding error ``~1e-16/h`` relative (about 1e-12 at ``h = 1e-4``, against the integral);
+    outside, ``fn`` is evaluated directly. Both are accurate to ~1e-12 at ``|a-1| = h``, so the
+    result is continuous to that precision.
+
+    ``a`` is a scalar or one value per row (covariates on ``a``); ``fn`` must accept either and
+    return an array whose leading dimension is the rows when ``a`` is per row.
+    """
+    a = np.asarray(a, dtype=float)
+    near = np.abs(a - 1.0) < h
+    if not near.any():
+        return np.asarray(fn(a if a.ndim else float(a)))
+    nodes = np.array([-2.0, -1.0, 1.0, 2.0])
+    u = (a - 1.0) / h
+    # Lagrange basis at u: prod_(k != j) (u - n_k) / (n_j - n_k)
+    basis = [np.prod([(u - nk) / (nj - nk) for nk in nodes if nk != nj], axis=0) for nj in nodes]
+    vals = [np.asarray(fn(1.0 + nj * h)) for nj in nodes]
+    if a.ndim == 0:
+        return sum(float(lj) * v for lj, v in zip(basis, vals, strict=True))
+    direct = np.asarray(fn(np.where(near, 1.0 + h, a)))
+    shape = a.shape + (1,) * (direct.ndim - a.ndim)
+    cubic = sum(lj.reshape(shape) * v for lj, v in zip(basis, vals, strict=True))
+    return np.where(near.reshape(shape), cubic, direct)
+
+
+def future_times(t: Any) -> np.ndarray:
+    """Future times as a 1-D float array, checked to be finite and >= 0."""
+    t = np.atleast_1d(np.asarray(t, dtype=float))
+    if t.ndim != 1:
+        raise ValueError(f"t must be a number or a 1-D array of future times; got shape {t.shape}")
+    if not np.all(np.isfinite(t)) or np.any(t < 0):
+        raise ValueError("t must hold finite future times >= 0 (in periods after T); got "
+                         f"{t[~np.isfinite(t) | (t < 0)][:5].tolist()}")
+    return t
+
+
+def as_column(v: Any) -> Any:
+    """A per-row parameter as a column (rows x 1) to broadcast against future times; scalars
+    unchanged."""
+    return np.asarray(v, dtype=float)[:, None] if np.ndim(v) else v
 
 
 def check_rfm(data: pd.DataFrame, name: str) -> None:
@@ -211,12 +268,16 @@ class BetaGeoModel(BaseModel):
 
     def expected_purchases(self, t: float | np.ndarray, data: pd.DataFrame | None = None
                            ) -> np.ndarray:
-        """E[X(t)]: expected purchases of a new customer in ``t`` periods since their first."""
+        """E[X(t)]: expected purchases of a new customer in ``t`` periods since their first.
+
+        ``(a+b-1)/(a-1) * (1 - (alpha/(alpha+t))^r 2F1(r, b; a+b-1; t/(alpha+t)))`` (Fader, Hardie
+        & Lee 2005, eq. 9): the conditional expectation at ``x = 0, T = 0``, so computed by
+        the same kernel (after Euler's transformation, continuous at ``a = 1`` and
+        ``a + b = 1``, see :meth:`_expected_if_alive`).
+        """
         p = self._p(data)
-        r, alpha, a, b = p["r"], p["alpha"], p["a"], p["b"]
         t = np.asarray(t, dtype=float)
-        z = t / (alpha + t)
-        return (a + b - 1) / (a - 1) * (1 - (alpha / (alpha + t)) ** r * hyp2f1(r, b, a + b - 1, z))
+        return self._expected_if_alive(p, t, np.zeros(()), np.zeros(()))
 
     def probability_alive(self, data: pd.DataFrame, theta: np.ndarray | None = None
                           ) -> np.ndarray:
@@ -237,14 +298,114 @@ class BetaGeoModel(BaseModel):
 
     def conditional_expected_purchases(self, t: float | np.ndarray, data: pd.DataFrame,
                                        theta: np.ndarray | None = None) -> np.ndarray:
-        """E[Y(t) | x, t_x, T]: expected purchases in the next ``t`` periods of each customer."""
+        """E[Y(t) | x, t_x, T]: expected purchases in the next ``t`` periods of each customer.
+
+        ``(a+b+x-1)/(a-1) * (1 - ((alpha+T)/(alpha+T+t))^(r+x) 2F1(r+x, b+x; a+b+x-1; z))
+        * P(alive)`` with ``z = t/(alpha+T+t)`` (Fader, Hardie & Lee 2005, eq. 10), continuous
+        across ``a = 1`` and ``a + b + x = 1`` (see :meth:`_expected_if_alive`).
+        """
         p = self._p(data, theta)
-        r, alpha, a, b = p["r"], p["alpha"], p["a"], p["b"]
         x, tx, T = (data[c].to_numpy(dtype=float) for c in RFM)
         t = np.asarray(t, dtype=float)
+        return self._expected_if_alive(p, t, x, T) * np.exp(-self._log_odds_dead(p, x, tx, T))
+
+    @staticmethod
+    def _expected_if_alive(p: Mapping[str, Any], t: np.ndarray, x: np.ndarray, T: np.ndarray
+                           ) -> np.ndarray:
+        """E[Y(t) | alive at T, x, T] = ``C/(a-1) (1 - (1-z)^(a-1) 2F1(C-r-x, a-1; C; z))``,
+        ``C = a+b+x-1``, ``z = t/(alpha+T+t)`` (Euler's transformation of eq. 10, which neither
+        overflows nor gives ``0 * inf`` for large ``x``).
+
+        Two removable singularities: ``a = 1`` (see :func:`regular_at_a1`), and ``C = 0`` (``x = 0``
+        and ``a + b = 1``), where ``2F1(A, B; C; z)`` has a pole but ``C * 2F1 -> A B z 2F1(A+1, B+1;
+        2; z)`` (Abramowitz & Stegun 15.1.2), so the limit is
+        ``(r+x) z (1-z)^(a-1) 2F1(1-r-x, a; 2; z)``; used for ``|C| < 1e-9`` (scipy is accurate
+        right up to it: the relative difference is ``~|C|``).
+        """
+        r, alpha, b = p["r"], p["alpha"], p["b"]
         z = t / (alpha + T + t)
-        # Euler: (1-z)^(r+x) 2F1(r+x, b+x; a+b+x-1; z) = (1-z)^(a-1) 2F1(a+b-1-r, a-1; a+b+x-1; z),
-        # which neither overflows nor gives 0 * inf for large x
-        hyp = (1 - z) ** (a - 1) * hyp2f1_safe(a + b - 1 - r, a - 1, a + b + x - 1, z)
-        num = (a + b + x - 1) / (a - 1) * (1 - hyp)
-        return num * np.exp(-self._log_odds_dead(p, x, tx, T))
+        rx = r + x
+
+        def kernel(a: Any) -> np.ndarray:
+            c = a + b + x - 1
+            zero = np.abs(c) < 1e-9
+            c_safe = np.where(zero, 1.0, c)
+            hyp = (1 - z) ** (a - 1) * hyp2f1_safe(c_safe - rx, a - 1, c_safe, z)
+            out = c_safe / (a - 1) * (1 - hyp)
+            if np.any(zero):
+                limit = rx * z * (1 - z) ** (a - 1) * hyp2f1_safe(1 - rx, a, 2.0, z)
+                out = np.where(zero, limit, out)
+            return out
+
+        return regular_at_a1(kernel, p["a"])
+
+    # ------------------------------------------------------------------ alive at future times
+    #: Dropout opportunities a customer alive at T has survived besides their x repeat purchases
+    #: (MBG/NBD: 1, the first purchase).
+    _extra_survivals: ClassVar[int] = 0
+
+    def alive_curve(self, t: float | np.ndarray, data: pd.DataFrame,
+                    theta: np.ndarray | None = None) -> np.ndarray:
+        """P(alive at T + t | frequency, recency, T, covariates) for each row and future time.
+
+        Parameters
+        ----------
+        t : float or 1-D array
+            Future times in periods after ``T`` (``t >= 0``, finite).
+        data : DataFrame
+            ``frequency, recency, T`` (and the covariates of the fit), one row per customer.
+        theta : array, optional
+            Unconstrained parameter vector (default: the fit), as in :meth:`probability_alive`.
+
+        Returns
+        -------
+        ndarray, shape ``(len(data), len(t))`` (a scalar ``t`` is one column); column ``t = 0``
+        equals :meth:`probability_alive`.
+
+        Notes
+        -----
+        A customer alive at ``T`` with ``x`` repeat purchases in ``(0, T]`` has survived ``x``
+        dropout opportunities (one after each repeat purchase; MBG/NBD: ``x + 1``, the first
+        purchase too) and bought at rate ``lambda`` for ``T`` periods, so the posterior is
+        ``lambda^x e^(-lambda T) (1-p)^(x+k)`` times the priors: ``lambda ~ Gamma(r+x,
+        alpha+T)`` and ``p ~ Beta(a, b+x+k)``, independent (``k = 0`` BG/NBD, ``k = 1`` MBG/NBD;
+        ``t_x`` only enters P(alive at T)). Dropout happens after each future purchase, so with
+        ``N(t) ~ Poisson(lambda t)``: ``P(survive t | lambda, p) = E[(1-p)^N(t)] = exp(-lambda p
+        t)``. Integrating ``lambda`` out gives ``(1 + p w)^-(r+x)``, ``w = t/(alpha+T)``, and
+        integrating ``p`` out (Euler's integral, then Pfaff's transformation to ``z = w/(1+w) =
+        t/(alpha+T+t)`` in ``[0, 1)``)::
+
+            S(t) = E[(1 + p w)^-(r+x)] = 2F1(r+x, a; a+b'; -w)
+                 = (1-z)^a 2F1(a+b-r+k, a; a+b+x+k; z),     b' = b+x+k,
+
+        where ``x`` only enters the last argument (no overflow for large ``x``) and the series
+        converges for every ``t``. Then ``P(alive at T+t) = P(alive at T) * S(t)``. Without
+        covariates ``S`` is computed once per unique ``(x, T)``.
+
+        References
+        ----------
+        .. [1] Fader, Hardie & Lee (2005), Marketing Science 24(2) (the posterior of ``lambda``
+           and ``p`` given alive).
+        .. [2] Abramowitz & Stegun (1972), 15.3.1 (Euler's integral) and 15.3.4 (Pfaff).
+        """
+        p = self._p(data, theta)
+        t = future_times(t)
+        x, tx, T = (data[c].to_numpy(dtype=float) for c in RFM)
+        p_alive = np.exp(-self._log_odds_dead(p, x, tx, T))
+        if all(np.ndim(v) == 0 for v in p.values()) and len(x) > 16:
+            from cxasset.models.paretonbd import pair_index  # paretonbd imports this module
+
+            ipair, ux, uT = pair_index(x, T)
+            return p_alive[:, None] * self._survival_if_alive(p, t, ux, uT)[ipair]
+        return p_alive[:, None] * self._survival_if_alive(p, t, x, T)
+
+    @classmethod
+    def _survival_if_alive(cls, p: Mapping[str, Any], t: np.ndarray, x: np.ndarray,
+                           T: np.ndarray) -> np.ndarray:
+        """P(alive at T+t | alive at T, x, T): rows x future times (see :meth:`alive_curve`)."""
+        r, alpha, a, b = (as_column(p[k]) for k in ("r", "alpha", "a", "b"))
+        k = cls._extra_survivals
+        x, T = x[:, None], T[:, None]
+        z = t / (alpha + T + t)
+        log_1mz = -np.log1p(t / (alpha + T))
+        return np.exp(a * log_1mz) * hyp2f1_safe(a + b - r + k, a, a + b + x + k, z)

@@ -32,7 +32,7 @@ import pandas as pd
 from scipy.special import betaln, digamma, expit, gammaln
 
 from cxasset.models._base import logaddexp, wsum
-from cxasset.models.bgnbd import RFM, BetaGeoModel, hyp2f1_safe, on_unique
+from cxasset.models.bgnbd import RFM, BetaGeoModel, hyp2f1_safe, on_unique, regular_at_a1
 from cxasset.models.paretonbd import pair_index
 
 
@@ -67,6 +67,9 @@ class ModifiedBetaGeoModel(BetaGeoModel):
     """
 
     _param_names: ClassVar[tuple[str, ...]] = ("r", "alpha", "a", "b")
+    #: a customer alive at T also survived the dropout chance at the first purchase: p | alive,
+    #: x ~ Beta(a, b+x+1) (see :meth:`BetaGeoModel.alive_curve`)
+    _extra_survivals: ClassVar[int] = 1
 
     def _summed_ll_grad(self, p: Mapping[str, float], data: Mapping[str, np.ndarray],
                         w: np.ndarray) -> tuple[float, dict[str, float]]:
@@ -151,15 +154,20 @@ class ModifiedBetaGeoModel(BetaGeoModel):
                            ) -> np.ndarray:
         """E[X(t)]: expected repeat purchases of a new customer in ``t`` periods since their first.
 
-        ``b/(a-1) * (1 - (alpha/(alpha+t))^r 2F1(r, b+1; a+b; t/(alpha+t)))``.
+        ``b/(a-1) * (1 - (alpha/(alpha+t))^r 2F1(r, b+1; a+b; t/(alpha+t)))``, continuous
+        across ``a = 1`` (see :func:`~cxasset.models.bgnbd.regular_at_a1`).
         """
         self._check_is_fitted()
         p = self._p(data)
-        r, alpha, a, b = p["r"], p["alpha"], p["a"], p["b"]
+        r, alpha, b = p["r"], p["alpha"], p["b"]
         t = np.asarray(t, dtype=float)
         z = t / (alpha + t)
-        # Euler: (1-z)^r 2F1(r, b+1; a+b; z) = (1-z)^(a-1) 2F1(a+b-r, a-1; a+b; z)
-        return b / (a - 1) * (1 - (1 - z) ** (a - 1) * hyp2f1_safe(a + b - r, a - 1, a + b, z))
+
+        def kernel(a: Any) -> np.ndarray:
+            # Euler: (1-z)^r 2F1(r, b+1; a+b; z) = (1-z)^(a-1) 2F1(a+b-r, a-1; a+b; z)
+            return b / (a - 1) * (1 - (1 - z) ** (a - 1) * hyp2f1_safe(a + b - r, a - 1, a + b, z))
+
+        return regular_at_a1(kernel, p["a"])
 
     @staticmethod
     def _log_odds_dead(p: Mapping[str, Any], x: np.ndarray, tx: np.ndarray, T: np.ndarray
@@ -191,8 +199,14 @@ class ModifiedBetaGeoModel(BetaGeoModel):
     @staticmethod
     def _expected_if_alive(p: Mapping[str, Any], t: np.ndarray, x: np.ndarray, T: np.ndarray
                            ) -> np.ndarray:
-        r, alpha, a, b = p["r"], p["alpha"], p["a"], p["b"]
+        """``(a+b+x)/(a-1) (1 - (1-z)^(a-1) 2F1(a+b-r, a-1; a+b+x; z))``, continuous across
+        ``a = 1`` (see :func:`~cxasset.models.bgnbd.regular_at_a1`); ``a+b+x > 0`` always."""
+        r, alpha, b = p["r"], p["alpha"], p["b"]
         z = t / (alpha + T + t)
-        # (1-z)^(r+x) 2F1(r+x, b+x+1; a+b+x; z) = (1-z)^(a-1) 2F1(a+b-r, a-1; a+b+x; z)
-        hyp = (1 - z) ** (a - 1) * hyp2f1_safe(a + b - r, a - 1, a + b + x, z)
-        return (a + b + x) / (a - 1) * (1 - hyp)
+
+        def kernel(a: Any) -> np.ndarray:
+            # (1-z)^(r+x) 2F1(r+x, b+x+1; a+b+x; z) = (1-z)^(a-1) 2F1(a+b-r, a-1; a+b+x; z)
+            hyp = (1 - z) ** (a - 1) * hyp2f1_safe(a + b - r, a - 1, a + b + x, z)
+            return (a + b + x) / (a - 1) * (1 - hyp)
+
+        return regular_at_a1(kernel, p["a"])

@@ -47,7 +47,7 @@ from scipy.special import betainc, betaln, digamma, expit, gammaln, hyp2f1
 
 from cxasset.exceptions import ModelDataError
 from cxasset.models._base import BaseModel, Constraint, logaddexp, wsum
-from cxasset.models.bgnbd import RFM, check_rfm, on_unique
+from cxasset.models.bgnbd import RFM, as_column, check_rfm, future_times, on_unique
 
 _TINY = 1e-300
 
@@ -557,3 +557,44 @@ class ParetoNBDModel(BaseModel):
         rate = (r + x) * (beta + T) / (alpha + T)
         p_alive = expit(-self._log_odds_dead(p, data))
         return rate * self._lifetime_factor(s, (beta + T) / (beta + T + t)) * p_alive
+
+    def alive_curve(self, t: float | np.ndarray, data: pd.DataFrame,
+                    theta: np.ndarray | None = None) -> np.ndarray:
+        """P(alive at T + t | frequency, recency, T, covariates) for each row and future time.
+
+        Parameters
+        ----------
+        t : float or 1-D array
+            Future times in periods after ``T`` (``t >= 0``, finite).
+        data : DataFrame
+            ``frequency, recency, T`` (and the covariates of the fit), one row per customer.
+        theta : array, optional
+            Unconstrained parameter vector (default: the fit), as in :meth:`probability_alive`.
+
+        Returns
+        -------
+        ndarray, shape ``(len(data), len(t))`` (a scalar ``t`` is one column); column ``t = 0``
+        equals :meth:`probability_alive`.
+
+        Notes
+        -----
+        Given alive at ``T``, the purchases in ``(0, T]`` carry no information on the dropout
+        rate ``mu`` (they depend on ``lambda`` only), and surviving ``T`` periods has likelihood
+        ``e^(-mu T)``, so ``mu | alive at T, data ~ Gamma(s, beta+T)`` (with covariates, the
+        row's ``beta_i``). The lifetime is memoryless, so
+        ``P(alive at T+t | alive at T) = E[e^(-mu t)] = ((beta+T)/(beta+T+t))^s`` and
+        ``P(alive at T+t) = P(alive at T) * ((beta+T)/(beta+T+t))^s``.
+
+        References
+        ----------
+        .. [1] Schmittlein, Morrison & Colombo (1987), Management Science 33(1), section 3.
+        .. [2] Fader & Hardie (2005), "A note on deriving the Pareto/NBD model and related
+           expressions", eq. 36-37 (P(alive at T)).
+        """
+        self._check_is_fitted()
+        p = self._p(data, theta)
+        t = future_times(t)
+        T = data["T"].to_numpy(dtype=float)[:, None]
+        s, beta = as_column(p["s"]), as_column(p["beta"])
+        p_alive = expit(-self._log_odds_dead(p, data))
+        return p_alive[:, None] * np.exp(-s * np.log1p(t / (beta + T)))
