@@ -7,7 +7,8 @@ start of each opportunity they die with probability theta ~ Beta(gamma, delta). 
 the first), ``recency`` t_x (the opportunity of the last transaction, 0 if none) and ``n_periods``.
 
 Likelihood (Fader, Hardie & Shang 2010, eq. 5), computed on the log scale with ``betaln`` and
-``logsumexp`` over the finite sum (vectorised on a padded array):
+``logsumexp`` over the finite sum (vectorised on padded blocks of rows sorted by n - t_x, each term
+from the previous one by a ratio of gamma functions):
 
     L = B(a+x, b+n-x)/B(a,b) B(g, d+n)/B(g,d)
         + sum_{i=0}^{n-t_x-1} B(a+x, b+t_x-x+i)/B(a,b) B(g+1, d+t_x+i)/B(g,d)
@@ -31,6 +32,8 @@ from cxasset.exceptions import ModelDataError
 from cxasset.models._base import BaseModel, Constraint
 
 BGBB_COLUMNS = ("frequency", "recency", "n_periods")
+#: padded cells of the likelihood's finite sum evaluated at once (bounds the memory)
+_BLOCK = 1 << 20
 
 
 class BetaGeoBetaBinomModel(BaseModel):
@@ -82,15 +85,34 @@ class BetaGeoBetaBinomModel(BaseModel):
         x, tx, n = data["frequency"], data["recency"], data["n_periods"]
         bab, bgd = betaln(a, b), betaln(g, d)
         alive = betaln(a + x, b + n - x) - bab + betaln(g, d + n) - bgd
-        # the finite sum over i = 0..n-t_x-1, padded to the longest gap with -inf
-        gap = (n - tx).astype(int)
-        width = int(gap.max()) if len(gap) else 0
-        if width == 0:
-            return alive
-        i = np.arange(width, dtype=float)[None, :]
-        terms = (betaln(a + x[:, None], b + (tx - x)[:, None] + i) - bab
-                 + betaln(g + 1, d + tx[:, None] + i) - bgd)
-        terms = np.where(i < gap[:, None], terms, -np.inf)
+        # the finite sum over i = 0..n-t_x-1: rows sorted by their gap n - t_x and taken in
+        # blocks of bounded padded size; within a row, term i follows from term i-1 by
+        # B(u, v+1) = B(u, v) v / (u+v), so only the first term needs betaln
+        gap = (n - tx).astype(np.int64)
+        out = alive.copy()
+        rows = np.flatnonzero(gap > 0)
+        rows = rows[np.argsort(gap[rows], kind="stable")]
+        start = 0
+        while start < len(rows):
+            guess = min(start + max(_BLOCK // int(gap[rows[start]]), 1), len(rows))
+            stop = min(start + max(_BLOCK // int(gap[rows[guess - 1]]), 1), len(rows))
+            r = rows[start:stop]
+            out[r] = self._gap_sum(a, b, g, d, x[r], tx[r], gap[r], alive[r], bab, bgd)
+            start = stop
+        return out
+
+    @staticmethod
+    def _gap_sum(a: float, b: float, g: float, d: float, x: np.ndarray, tx: np.ndarray,
+                 gap: np.ndarray, alive: np.ndarray, bab: float, bgd: float) -> np.ndarray:
+        """log(alive term + sum_{i<gap} B(a+x, b+t_x-x+i)/B(a,b) B(g+1, d+t_x+i)/B(g,d))."""
+        first = betaln(a + x, b + tx - x) - bab + betaln(g + 1, d + tx) - bgd
+        width = int(gap.max())
+        i = np.arange(1, width, dtype=float)[None, :]
+        u, v = (b + tx - x)[:, None] + i - 1, (d + tx)[:, None] + i - 1
+        step = np.log(u * v / ((a + b + tx[:, None] + i - 1) * (g + 1 + v)))
+        terms = first[:, None] + np.concatenate([np.zeros((len(x), 1)),
+                                                 np.cumsum(step, axis=1)], axis=1)
+        terms = np.where(np.arange(width)[None, :] < gap[:, None], terms, -np.inf)
         return logsumexp(np.column_stack([alive, terms]), axis=1)
 
     # ------------------------------------------------------------------ predictions
