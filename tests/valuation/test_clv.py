@@ -204,13 +204,12 @@ def test_clv_finite_and_non_negative(rfm: pd.DataFrame, r: float, alpha: float, 
     assert "no interval requested" in v.notes
 
 
-@pytest.mark.xfail(strict=True, raises=(AssertionError, RuntimeWarning, ModelDataError),
-                   reason="BetaGeoModel.conditional_expected_purchases gives 0/0 (nan) at a == 1 "
-                   "and, for x = 0, at a + b == 1 (removable singularities of (a+b+x-1)/(a-1) * "
-                   "(1 - 2F1(...; a+b+x-1; z))); bug reported in cxasset/models/bgnbd.py")
 @pytest.mark.parametrize(("a", "b", "b_near"), [(1.0, 2.4, 2.4), (0.5, 0.5, 0.5 + 1e-6)])
 def test_bgnbd_removable_singularities(rfm: pd.DataFrame, a: float, b: float, b_near: float
                                        ) -> None:
+    """CLV is continuous across the removable singularities of BG/NBD's conditional
+    expectation, (a+b+x-1)/(a-1) * (1 - 2F1(...; a+b+x-1; z)): a == 1 and, for x = 0,
+    a + b == 1 (no NaN, no warning, equal to the value next to it)."""
     spend = GammaGammaModel.from_params(p=6.25, q=3.74, gamma=15.44)
     a_near = a + 1e-6 if b_near == b else a
     near = customer_value(BetaGeoModel.from_params(r=0.24, alpha=4.4, a=a_near, b=b_near),
