@@ -251,9 +251,11 @@ def _num(v: float | None) -> str:
 def fit(
     workspace: WorkspaceOpt = Path("workspace"),
     model: Annotated[str, typer.Option(
-        help="bgnbd, mbgnbd, pnbd, or auto (the best on the holdout).")] = "auto",
+        help="bgnbd, mbgnbd, pnbd, or auto (the best of these on the holdout); bgbb for "
+        "discrete opportunities (one per book period: did the customer buy in it?).")] = "auto",
     covariates: Annotated[str | None, typer.Option(
-        help="Comma-separated features acting on purchase and dropout, e.g. nps,segment.")
+        help="Comma-separated features acting on purchase and dropout, e.g. nps,segment "
+        "(not with bgbb, which takes none).")
     ] = None,
     calibration_end: Annotated[str | None, typer.Option(
         help="End of the calibration period (default: book.yaml's, else 2/3 of the window).")
@@ -265,6 +267,8 @@ def fit(
     Example:
 
         cxasset fit --workspace ws --model auto --covariates nps,onboarding_days
+
+        cxasset fit --workspace ws --model bgbb
     """
     from cxasset.book import Workspace
     from cxasset.models.workflow import fit_workspace
@@ -296,7 +300,8 @@ def value(
 ) -> None:
     """Customer lifetime value per customer and customer equity, with a 90% interval.
 
-    Needs `cxasset fit` first. Example:
+    Needs `cxasset fit` first; values with the model it saved (BG/BB: one opportunity per
+    period of the horizon). Example:
 
         cxasset value --workspace ws --horizon 104 --out clv.parquet
     """

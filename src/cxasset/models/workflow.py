@@ -6,6 +6,9 @@ Used by ``cxasset fit`` and the Python API alike::
     from cxasset.book import Workspace
     from cxasset.models.workflow import fit_workspace
     report = fit_workspace(Workspace("ws"), model="auto", covariates=["nps"])
+
+BG/BB (``model="bgbb"``) models a different unit of data, one yes/no opportunity per book period
+(:mod:`cxasset.features.discrete`), so ``auto`` never chooses it; ask for it by name.
 """
 
 from __future__ import annotations
@@ -19,9 +22,14 @@ from typing import Any
 import pandas as pd
 
 from cxasset.exceptions import ModelDataError
-from cxasset.features import holdout_tracking, workspace_features
+from cxasset.features import (
+    discrete_stats,
+    discrete_tracking,
+    holdout_tracking,
+    workspace_features,
+)
 from cxasset.features._time import date_day
-from cxasset.models.backtest import Backtest, backtest
+from cxasset.models.backtest import Backtest, backtest, backtest_discrete
 from cxasset.models.contractual import RETENTION_MODELS, RetentionReport, fit_contractual
 
 #: ``--model`` name -> (module, class) of the purchase/dropout models of non-contractual books.
@@ -31,19 +39,27 @@ PURCHASE_MODELS: dict[str, tuple[str, str]] = {
     "pnbd": ("cxasset.models.paretonbd", "ParetoNBDModel"),
 }
 
+#: ``--model`` name -> (module, class) of the models of discrete opportunities (one per period);
+#: fitted only when asked for by name.
+DISCRETE_MODELS: dict[str, tuple[str, str]] = {
+    "bgbb": ("cxasset.models.bgbb", "BetaGeoBetaBinomModel"),
+}
+
 Progress = Callable[[str], None]
 
 
 def model_class(name: str) -> Any:
-    if name not in PURCHASE_MODELS:
+    models = {**PURCHASE_MODELS, **DISCRETE_MODELS}
+    if name not in models:
         raise ModelDataError(f"unknown model {name!r}; choose one of "
-                             f"{', '.join([*PURCHASE_MODELS, 'auto'])}")
-    module, cls = PURCHASE_MODELS[name]
+                             f"{', '.join([*models, 'auto'])}")
+    module, cls = models[name]
     return getattr(importlib.import_module(module), cls)
 
 
 def model_name(model: Any) -> str:
-    return next(k for k, (_, c) in PURCHASE_MODELS.items() if c == type(model).__name__)
+    return next(k for k, (_, c) in {**PURCHASE_MODELS, **DISCRETE_MODELS}.items()
+                if c == type(model).__name__)
 
 
 @dataclass(frozen=True)
@@ -165,14 +181,16 @@ def fit_workspace(
     contractual = ws.meta()["kind"] == "subscriptions"
     cal_end = calibration_end or s.calibration_end or _default_calibration_end(ws, contractual)
     if contractual:
-        if model in PURCHASE_MODELS:
+        if model in PURCHASE_MODELS or model in DISCRETE_MODELS:
             raise ModelDataError(f"{model} models purchases of a non-contractual book; this is "
                                  "a subscription book: use the contractual models "
                                  f"({', '.join(RETENTION_MODELS)} or auto)")
         return fit_contractual(ws, model, covariates, cal_end, say)
     if model in RETENTION_MODELS:
         raise ModelDataError(f"{model} models contract renewals; this book has transactions: "
-                             f"use {', '.join(PURCHASE_MODELS)} or auto")
+                             f"use {', '.join([*PURCHASE_MODELS, *DISCRETE_MODELS])} or auto")
+    if model in DISCRETE_MODELS:
+        return _fit_discrete(ws, model, covariates, cal_end, say)
     say("computing calibration features")
     cal = workspace_features(ws, calibration_end=cal_end).to_pandas()
     spec = covariate_spec(cal, covariates)
@@ -204,6 +222,44 @@ def fit_workspace(
     return report
 
 
+def _fit_discrete(ws: Any, model: str, covariates: Sequence[str], cal_end: dt.date,
+                  say: Progress) -> FitReport:
+    """BG/BB on the book's discrete opportunities: fit on the calibration statistics, backtest
+    on the holdout's active periods, refit on the whole window, fit Gamma-Gamma on the spend of
+    the active periods, and save the fits (as :func:`fit_workspace` does for the others)."""
+    if covariates:
+        raise ModelDataError(f"{model} takes no covariates (got {', '.join(covariates)}); drop "
+                             "--covariates, or use bgnbd, mbgnbd or pnbd, which take them")
+    s = ws.settings
+    customers, transactions = ws.table("customers"), ws.table("transactions")
+    cls = model_class(model)
+    say(f"computing the calibration opportunities (one per {s.period})")
+    cal = discrete_stats(customers, transactions, cal_end, s.period, holdout_end=s.as_of
+                         ).to_pandas()
+    tracking = discrete_tracking(customers, transactions, cal_end, s.as_of, s.period
+                                 ).to_pandas()
+    say(f"fitting {model} on the calibration period")
+    m = cls().fit(cal)
+    cand = Candidate(model, m, backtest_discrete(m, cal, tracking, s.period))
+    b = cand.backtest
+    reason = (f"{model} as requested: one opportunity per {s.period} after the first purchase, "
+              f"a transaction is a {s.period} with a purchase; holdout MAE {b.mae:.3f} active "
+              f"{s.period}s per customer, aggregate error {b.aggregate_error:+.1%}")
+    say(f"refitting {model} on the whole window to {s.as_of}")
+    full = discrete_stats(customers, transactions, s.as_of, s.period).to_pandas()
+    purchase = cls().fit(full)
+    say("fitting the spend model (spend per active period)")
+    from cxasset.models.gammagamma import GammaGammaModel
+
+    spend = GammaGammaModel().fit(full)
+    report = FitReport(model, reason, [cand], purchase, spend, cal_end, s.as_of, s.period, {})
+    ws.save_artifact("fit", report.to_dict())
+    ws.save_artifact("model:purchase", purchase.to_state())
+    ws.save_artifact("model:spend", spend.to_state())
+    ws.save_artifact("covariates", {})
+    return report
+
+
 def _default_calibration_end(ws: Any, contractual: bool = False) -> dt.date:
     """Without a calibration_end, the last third of the observation window is the holdout."""
     s = ws.settings
@@ -231,11 +287,12 @@ def load_models(ws: Any) -> tuple[Any, Any]:
     out = []
     for st in states:
         name = st["model"]
-        module = next((m for m, c in PURCHASE_MODELS.values() if c == name),
+        module = next((m for m, c in [*PURCHASE_MODELS.values(), *DISCRETE_MODELS.values()]
+                       if c == name),
                       "cxasset.models.gammagamma")
         out.append(getattr(importlib.import_module(module), name).from_state(st))
     return out[0], out[1]
 
 
-__all__ = ["PURCHASE_MODELS", "Candidate", "FitReport", "covariate_expressions",
+__all__ = ["DISCRETE_MODELS", "PURCHASE_MODELS", "Candidate", "FitReport", "covariate_expressions",
            "covariate_names", "covariate_spec", "encode_covariates", "fit_workspace", "load_models"]

@@ -7,18 +7,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cxasset.features import workspace_features
+from cxasset.exceptions import ModelDataError
+from cxasset.features import discrete_stats, workspace_features
 from cxasset.features.cells import attach_cells, group_cells
 from cxasset.models.contractual import load_retention, retention_rows, survival_after
 from cxasset.models.workflow import covariate_expressions, load_models
 from cxasset.valuation.clv import (
     Valuation,
     ValuationSettings,
+    _spend_line,
     cell_columns,
     log_delta_interval,
     score_cells,
     summarise,
 )
+
+#: What identifies a cell of a discrete-opportunity (BG/BB) book.
+DISCRETE_KEY = ("frequency", "recency", "n_periods")
 
 
 def value_workspace(ws: Any, horizon: int | None = None, interval: bool = True,
@@ -27,17 +32,20 @@ def value_workspace(ws: Any, horizon: int | None = None, interval: bool = True,
 
     Horizon in periods (default ``book.yaml``'s ``horizon``); discount rate, margin and currency
     from ``book.yaml``. Customers are grouped into cells in the engine; only the cells come out
-    to be scored, and per-customer CLV is computed back in the engine.
+    to be scored, and per-customer CLV is computed back in the engine. A book fitted with BG/BB
+    is valued on its discrete opportunities (:func:`value_discrete`).
     """
     s = ws.settings
     if ws.meta()["kind"] == "subscriptions":
         return value_subscriptions(ws, horizon, interval)
     purchase, spend = load_models(ws)
-    feats = workspace_features(ws)
-    feats = feats.mutate(**covariate_expressions(feats, ws.load_artifact("covariates")))
     vs = ValuationSettings(horizon=s.horizon if horizon is None else horizon, period=s.period,
                            period_days=s.period_days, discount_rate=s.discount_rate,
                            margin_rate=s.margin_rate, currency=s.currency)
+    if hasattr(purchase, "expected_purchases_by_opportunity"):
+        return value_discrete(ws, purchase, spend, vs, interval, per_customer)
+    feats = workspace_features(ws)
+    feats = feats.mutate(**covariate_expressions(feats, ws.load_artifact("covariates")))
     key = cell_columns(purchase, spend)
     cells = group_cells(feats, key).to_pandas()
     scored = score_cells(purchase, spend, cells, vs)
@@ -51,6 +59,79 @@ def value_workspace(ws: Any, horizon: int | None = None, interval: bool = True,
                              clv=vs.margin_rate * spend_i * t.det).order_by("customer_id")
         customers = customers.to_pandas()
     return summarise(purchase, spend, scored, vs, customers, interval)
+
+
+def value_discrete(ws: Any, purchase: Any, spend: Any, vs: ValuationSettings,
+                   interval: bool = True, per_customer: bool = True) -> Valuation:
+    """CLV on discrete opportunities (BG/BB) as of the book's ``as_of``, with customer equity.
+
+    Each of the next ``vs.horizon`` periods is one opportunity, t = 1..H::
+
+        CLV = margin * E[spend per active period] * sum_t P(active at n + t | x, t_x, n) / (1+d)^t
+
+    with the BG/BB probabilities (already weighted by the chance of being alive), Gamma-Gamma's
+    expected spend of an active period, and the period discount rate ``d`` of ``vs``; period t
+    is discounted at its end. The statistics are :func:`cxasset.features.discrete_stats` (whole
+    periods only); customers are scored on cells of identical ``(frequency, recency,
+    n_periods)`` and per-customer CLV is joined back in the engine. The 90% interval of customer
+    equity is the delta method on its log over both models' parameters.
+    """
+    s = ws.settings
+    feats = discrete_stats(ws.table("customers"), ws.table("transactions"), s.as_of, s.period)
+    cells = group_cells(feats, list(DISCRETE_KEY)).to_pandas()
+    scored = score_discrete_cells(purchase, spend, cells, vs)
+    customers = scored.iloc[:0]
+    if per_customer:
+        t = attach_cells(feats, scored, list(DISCRETE_KEY),
+                         ["p_alive", "expected_transactions", "det", "spend_0", "spend_1"])
+        spend_i = t.spend_0 + t.spend_1 * t.monetary_value
+        customers = t.select("customer_id", "expected_transactions", "p_alive",
+                             expected_spend=spend_i,
+                             clv=vs.margin_rate * spend_i * t.det).order_by("customer_id")
+        customers = customers.to_pandas()
+    n = scored["n"].to_numpy(dtype=float)
+    equity = float(np.dot(n, scored["clv"].to_numpy()))
+    notes = [f"BG/BB: one opportunity per {vs.period}; expected_transactions are expected "
+             f"active {vs.period}s and p_alive is P(alive at the last whole {vs.period})"]
+    lo = hi = se = float("nan")
+    if interval:
+        def equity_at(ms: list[Any]) -> float:
+            sc = score_discrete_cells(ms[0], ms[1], cells, vs)
+            return float(np.dot(n, sc["clv"].to_numpy()))
+
+        lo, hi, se = log_delta_interval([purchase, spend], equity_at, equity)
+    else:
+        notes.append("no interval requested")
+    return Valuation(customers, equity, (float(lo), float(hi)), float(se), vs, int(n.sum()),
+                     float(np.dot(n, scored["expected_transactions"].to_numpy())), tuple(notes))
+
+
+def score_discrete_cells(purchase: Any, spend: Any, cells: pd.DataFrame, s: ValuationSettings
+                         ) -> pd.DataFrame:
+    """Score BG/BB cells (``frequency, recency, n_periods``, ``n`` and the mean
+    ``monetary_value`` m), as :func:`cxasset.valuation.clv.score_cells` does for the others.
+
+    Adds ``p_alive``, ``expected_transactions`` (active periods over the horizon), ``det``
+    (discounted), ``spend_0``, ``spend_1`` (expected spend = spend_0 + spend_1 * m) and ``clv``.
+    """
+    if s.horizon <= 0:
+        raise ModelDataError(f"horizon must be a positive number of periods; got {s.horizon}")
+    by = purchase.expected_purchases_by_opportunity(s.horizon, cells)
+    disc = (1.0 + s.period_rate) ** -np.arange(1, s.horizon + 1, dtype=float)
+    s0, s1 = _spend_line(spend, cells)
+    out = cells.copy()
+    out["p_alive"] = purchase.probability_alive(cells)
+    out["expected_transactions"], out["det"] = by.sum(axis=1), by @ disc
+    out["spend_0"], out["spend_1"] = s0, s1
+    out["clv"] = s.margin_rate * (s0 + s1 * cells["monetary_value"].to_numpy()) * out["det"]
+    clv = out["clv"].to_numpy()
+    if np.any(~np.isfinite(clv)):
+        raise ModelDataError("CLV is not finite for some customers: the fitted parameters give "
+                             "an undefined expectation (e.g. Gamma-Gamma q <= 1)")
+    if np.any(clv < 0):
+        raise ModelDataError("negative CLV: expected spend came out negative; check the spend "
+                             "model's fit")
+    return out
 
 
 def value_subscriptions(ws: Any, horizon: int | None = None, interval: bool = True) -> Valuation:
