@@ -1,0 +1,144 @@
+"""The Customer Asset Value Map: every declared CX variable linked, through a mechanism, to a
+financial variable and to customer equity, with the effect and its money translation.
+
+``cxasset map --workspace WS --spec map.yaml`` runs :func:`value_map`; the result is saved in the
+workspace (artifact ``valuemap``) and can be drawn (:mod:`cxasset.valuemap.graph`).
+
+Observational links are associations adjusted for the other drivers and the controls, not proven
+causes; every number says which evidence it stands on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from cxasset.exceptions import ModelDataError
+from cxasset.valuemap.estimate import Estimate, Evidence, estimate
+from cxasset.valuemap.mechanisms import MECHANISMS
+from cxasset.valuemap.spec import SpecError, ValueMapSpec
+
+Z975 = 1.959963984540054
+MECHANISM_NEEDS = {"cost_to_serve": "an interactions table", "referrals": "a referrals table "
+                   "and a referral acquisition channel or assumptions.referred_customer_value",
+                   "spend": "transactions", "purchase_rate": "transactions",
+                   "dropout": "transactions"}
+
+
+def quantiles(draws: np.ndarray) -> dict[str, float]:
+    """``estimate`` (the first draw: the point estimate), ``p5, p50, p95, mean`` of draws."""
+    p5, p50, p95 = np.percentile(draws, [5, 50, 95])
+    return {"estimate": float(draws[0]), "p5": float(p5), "p50": float(p50),
+            "p95": float(p95), "mean": float(np.mean(draws))}
+
+
+@dataclass
+class LinkResult:
+    """One driver -> mechanism link: effect with 95% interval and p-value, money with 90%."""
+
+    driver: str
+    label: str
+    mechanism: str
+    step: float  # signed, in the driver's unit: the realistic improvement
+    unit: str
+    effect: float
+    std_err: float
+    p_value: float
+    impact: dict[str, float]  # change in customer equity for the step
+    impact_per_unit: dict[str, float]
+    impact_per_sd: dict[str, float]
+    evidence: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def outcome(self) -> str:
+        return MECHANISMS[self.mechanism][0]
+
+    def to_dict(self) -> dict[str, Any]:
+        lo, hi = self.effect - Z975 * self.std_err, self.effect + Z975 * self.std_err
+        return {"driver": self.driver, "label": self.label, "mechanism": self.mechanism,
+                "outcome": self.outcome, "unit": self.unit, "step": self.step,
+                "effect": {"estimate": self.effect, "std_err": self.std_err,
+                           "ci95": [lo, hi], "p_value": self.p_value,
+                           "scale": MECHANISMS[self.mechanism][1]},
+                "impact": self.impact, "impact_per_unit": self.impact_per_unit,
+                "impact_per_sd": self.impact_per_sd, "evidence": self.evidence, **self.extra}
+
+
+def assess(est: Estimate, driver: str, mechanism: str, step: float, *, label: str = "",
+           unit: str = "", evidence: Evidence | None = None, draws: int = 400, seed: int = 0,
+           rows: np.ndarray | None = None) -> LinkResult:
+    """Effect and money of one link; ``step`` signed in the driver's unit."""
+    if not est.supports(mechanism):
+        raise ModelDataError(f"the book cannot support mechanism {mechanism!r} (it needs "
+                             f"{MECHANISM_NEEDS[mechanism]}); supported: "
+                             f"{', '.join(est.mechanisms)}")
+    b, se, p = est.fits[mechanism].effect(driver, est.design)
+    kind = "observational"
+    if evidence is not None:
+        if evidence.use == "override":
+            b, se, kind = evidence.effect, evidence.std_err, "experiment"
+        else:
+            w_o, w_x = 1 / se**2, 1 / evidence.std_err**2
+            b = (w_o * b + w_x * evidence.effect) / (w_o + w_x)
+            se = float(np.sqrt(1 / (w_o + w_x)))
+            kind = "observational+experiment"
+        p = float(2 * _norm_sf(abs(b) / se))
+    sd = est.design.drivers[driver].sd
+    kw = {"draws": draws, "seed": seed, "rows": rows, "evidence": evidence}
+    imp = est.impact(driver, mechanism, step, **kw)
+    per_unit = est.impact(driver, mechanism, 1.0, **kw)
+    per_sd = est.impact(driver, mechanism, sd, **kw)
+    return LinkResult(driver, label or driver, mechanism, step, unit, b, se, p, quantiles(imp),
+                      quantiles(per_unit), quantiles(per_sd), kind)
+
+
+def _norm_sf(z: float) -> float:
+    from scipy import stats
+
+    return float(stats.norm.sf(z))
+
+
+@dataclass
+class ValueMap:
+    """The estimated map: links, the base's customer equity, and how it was estimated."""
+
+    links: list[LinkResult]
+    equity: float
+    currency: str
+    settings: dict[str, Any]
+    notes: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"customer_equity": self.equity, "currency": self.currency,
+                "settings": self.settings, "links": [k.to_dict() for k in self.links],
+                "notes": self.notes,
+                "wording": "observational links are associations adjusted for the other "
+                           "drivers and the controls, not proven causes"}
+
+
+def value_map(ws: Any, spec: ValueMapSpec, *, draws: int = 400, seed: int = 0,
+              max_fit: int = 200_000, max_score: int = 20_000,
+              progress: Callable[[str], None] | None = None) -> ValueMap:
+    """Estimate every link of ``spec`` on the workspace's book."""
+    if not spec.cx_variables:
+        raise SpecError("the spec declares no cx_variables; write a starter with "
+                        "`cxasset map init --workspace WS`")
+    est = estimate(ws, [v.feature for v in spec.cx_variables], spec.controls,
+                   referred_value=spec.assumptions.referred_customer_value, seed=seed,
+                   max_fit=max_fit, max_score=max_score, progress=progress)
+    links = []
+    for var, mech, link in spec.declared_links(est.mechanisms):
+        ev = None
+        if link is not None and link.experiment is not None:
+            ev = Evidence(link.experiment.effect, link.experiment.std_err, link.experiment.use)
+        step = var.step if var.better == "higher" else -var.step
+        links.append(assess(est, var.feature, mech, step, label=var.name, unit=var.unit,
+                            evidence=ev, draws=draws, seed=seed))
+    result = ValueMap(links, est.equity, est.settings.currency, est.settings.to_dict(),
+                      est.notes)
+    ws.save_artifact("valuemap", result.to_dict())
+    return result

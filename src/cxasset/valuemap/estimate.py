@@ -1,0 +1,332 @@
+"""Estimate every mechanism of a book on a set of drivers, and value any driver change.
+
+:func:`estimate` is shared by the value map (declared drivers) and lever discovery (every
+candidate). It fits the mechanisms on a random sample of at most ``max_fit`` customers, scores a
+sample of at most ``max_score`` of them, and scales money up to the whole base (``scale`` =
+customers / scored customers), so its cost does not grow with the size of the book beyond the
+feature query. :meth:`Estimate.impact` turns a driver step into draws of the change in customer
+equity: coefficients are drawn from their fitted covariance (or from experiment evidence) and
+pushed through each customer's forward response (:mod:`cxasset.valuemap.mechanisms`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cxasset.exceptions import ModelDataError, WorkspaceError
+from cxasset.features import workspace_features
+from cxasset.valuation.clv import ValuationSettings
+from cxasset.valuemap.drivers import Design, build_design, candidate_names, with_channel_shares
+from cxasset.valuemap.mechanisms import (
+    MechanismFit,
+    Response,
+    alive_periods,
+    fit_purchase,
+    poisson_glm,
+    prefixed,
+    purchase_params,
+    purchase_responses,
+)
+
+Progress = Callable[[str], None]
+PURCHASE = {"bgnbd": ("cxasset.models.bgnbd", "BetaGeoModel"),
+            "mbgnbd": ("cxasset.models.mbgnbd", "ModifiedBetaGeoModel"),
+            "pnbd": ("cxasset.models.paretonbd", "ParetoNBDModel")}
+RFM = ["frequency", "recency", "T"]
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """A measured effect from an experiment, per unit of the driver on the mechanism's log
+    scale: combined with the observational estimate by precision weighting, or overriding it."""
+
+    effect: float
+    std_err: float
+    use: str = "combine"  # combine | override
+
+
+@dataclass
+class Estimate:
+    """Fitted mechanisms on a design, and the scored customers' responses."""
+
+    design: Design
+    features: pd.DataFrame
+    fits: dict[str, MechanismFit]
+    responses: dict[str, Response]
+    scored: np.ndarray  # rows of the design that were scored
+    equity: float  # customer equity of the base from these models (margin over the horizon)
+    settings: ValuationSettings
+    referred_value: float | None = None
+    notes: list[str] = field(default_factory=list)
+    fit_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
+    purchase_cls: Any = None
+    seed: int = 0
+
+    def refit(self, rows: np.ndarray, frame: pd.DataFrame | None = None
+              ) -> dict[str, MechanismFit]:
+        """The mechanisms fitted again on customers ``rows`` (positions in the design), on the
+        design's columns or on ``frame`` (e.g. with a driver shuffled): for robustness checks."""
+        frame = self.design.frame if frame is None else frame
+        terms = self.design.terms
+        pp = purchase_params(self.purchase_cls())
+        f = self.features
+        data = pd.concat([f[[*RFM, "monetary_value"]].iloc[rows].reset_index(drop=True),
+                          prefixed(frame.iloc[rows].reset_index(drop=True), terms,
+                                   [*pp.values(), "gamma"])], axis=1)
+        _, fits = fit_purchase(self.purchase_cls, data, terms)
+        fits["spend"] = fit_spend(data, terms)[1]
+        X = frame[terms].iloc[rows].reset_index(drop=True)
+        exposure = f["alive_exposure"].iloc[rows].to_numpy(dtype=float)
+        for mech, col in (("cost_to_serve", "contacts"), ("referrals", "referrals")):
+            if mech in self.fits:
+                y = f[col].iloc[rows].to_numpy(dtype=float)
+                fits[mech] = poisson_glm(y, exposure, X, mech)
+        return fits
+
+    @property
+    def mechanisms(self) -> list[str]:
+        return list(self.fits)
+
+    def supports(self, mechanism: str) -> bool:
+        return mechanism in self.fits
+
+    def term_shift(self, driver: str, step: float, rows: np.ndarray | None = None
+                   ) -> tuple[list[str], np.ndarray]:
+        """The terms a driver step moves and their change per scored customer (standardised);
+        ``rows`` (bool per scored customer) limits the change to some of them."""
+        frame = self.design.frame.iloc[self.scored]
+        terms = [driver, *[t for t, (d, _) in self.design.extra.items() if d == driver]]
+        moved = self.design.shifted(driver, step, frame[terms + [f"{driver}:missing"]
+                                                         if f"{driver}:missing" in frame
+                                                         else terms])
+        delta = moved[terms].to_numpy(dtype=float) - frame[terms].to_numpy(dtype=float)
+        if rows is not None:
+            delta = delta * np.asarray(rows, dtype=float)[:, None]
+        return terms, delta
+
+    def coefficient_draws(self, mechanism: str, terms: list[str], draws: int,
+                          rng: np.random.Generator, evidence: Evidence | None = None
+                          ) -> np.ndarray:
+        """Draws (draws, len(terms)) of the standardised coefficients of ``terms``; experiment
+        evidence replaces or is combined with the driver's own coefficient."""
+        fit = self.fits[mechanism]
+        idx = [fit.terms.index(t) for t in terms]
+        mean = fit.coef[idx].copy()
+        cov = fit.cov[np.ix_(idx, idx)].copy()
+        if evidence is not None:
+            sd = self.design.drivers[terms[0]].sd
+            e, se = evidence.effect * sd, evidence.std_err * sd
+            if evidence.use == "override":
+                mean[0], var = e, se**2
+            else:
+                w_o, w_x = 1 / cov[0, 0], 1 / se**2
+                mean[0], var = (w_o * mean[0] + w_x * e) / (w_o + w_x), 1 / (w_o + w_x)
+            cov[0, :] = cov[:, 0] = 0.0
+            cov[0, 0] = var
+        out = rng.multivariate_normal(mean, cov, size=draws, method="eigh")
+        out[0] = mean  # the first draw is the point estimate
+        return out
+
+    def impact(self, driver: str, mechanism: str, step: float, draws: int = 400,
+               seed: int = 0, rows: np.ndarray | None = None,
+               evidence: Evidence | None = None) -> np.ndarray:
+        """Change in customer equity (currency) of moving ``driver`` by ``step`` (its unit) for
+        every customer (or the scored customers flagged in ``rows``), through ``mechanism``:
+        an array of ``draws`` values, the first at the point estimate."""
+        terms, dz = self.term_shift(driver, step, rows)
+        coefs = self.coefficient_draws(mechanism, terms, draws, np.random.default_rng(seed),
+                                       evidence)
+        return np.asarray(self.responses[mechanism].change(dz @ coefs.T), dtype=float)
+
+
+def _features(ws: Any) -> pd.DataFrame:
+    f = workspace_features(ws).to_pandas()
+    return with_channel_shares(f)
+
+
+def per_period_alive(f: pd.DataFrame, cls: Any) -> pd.DataFrame:
+    """Turn ``*_per_period`` drivers into rates per period *alive*.
+
+    Engagement, contacts and referrals happen only while a customer is alive, so per period of
+    calendar exposure they fall mechanically once a customer has silently left, and would look
+    like causes of dropout. Dividing by the expected time alive so far, ``t_x + P(alive) (T - t_x)``
+    (a plain purchase model of the same kind), removes that artefact. Adds ``alive_exposure``.
+    """
+    if "exposure" not in f.columns:
+        return f
+    plain = cls().fit(f[RFM])
+    p = np.asarray(plain.probability_alive(f[RFM]), dtype=float)
+    rec, T = f["recency"].to_numpy(dtype=float), f["T"].to_numpy(dtype=float)
+    alive = np.maximum(rec + p * (T - rec), 0.0) + (f["exposure"].to_numpy(dtype=float) - T)
+    out = f.copy()
+    out["alive_exposure"] = np.maximum(alive, 1e-3)
+    ratio = f["exposure"].to_numpy(dtype=float) / out["alive_exposure"].to_numpy()
+    for c in f.columns:
+        if c.endswith("_per_period") and c not in ("contacts_per_period",
+                                                    "cost_to_serve_per_period"):
+            out[c] = f[c].to_numpy(dtype=float) * ratio
+    return out
+
+
+def purchase_class(ws: Any) -> tuple[str, Any]:
+    """The purchase model ``cxasset fit`` chose (BG/NBD when nothing was fitted)."""
+    try:
+        name = ws.load_artifact("fit").get("model", "bgnbd")
+    except WorkspaceError:
+        name = "bgnbd"
+    if name not in PURCHASE:
+        name = "bgnbd"
+    module, cls = PURCHASE[name]
+    return name, getattr(importlib.import_module(module), cls)
+
+
+def valuation_settings(ws: Any, horizon: int | None = None) -> ValuationSettings:
+    s = ws.settings
+    return ValuationSettings(horizon=s.horizon if horizon is None else horizon, period=s.period,
+                             period_days=s.period_days, discount_rate=s.discount_rate,
+                             margin_rate=s.margin_rate, currency=s.currency)
+
+
+def estimate(ws: Any, drivers: Sequence[str] | None = None, controls: Sequence[str] | None = None,
+             *, horizon: int | None = None, max_fit: int = 200_000, max_score: int = 20_000,
+             seed: int = 0, referred_value: float | None = None,
+             thresholds: dict[str, float] | None = None,
+             features: pd.DataFrame | None = None, progress: Progress | None = None) -> Estimate:
+    """Fit every mechanism the book supports on ``drivers`` (default: every candidate).
+
+    Parameters
+    ----------
+    ws : Workspace
+    drivers : list of str, optional
+        Numeric features; default every candidate (:func:`candidate_names`).
+    controls : list of str, optional
+        Text features to adjust for; default every text feature with 2-30 levels.
+    horizon : int, optional
+        Periods valued (default ``book.yaml``'s ``horizon``).
+    max_fit, max_score : int
+        Customers sampled to fit the mechanisms and to score money (scaled to the base).
+    referred_value : float, optional
+        Value of one referred customer; default the mean value of the book's customers acquired
+        through a referral channel.
+    thresholds : dict, optional
+        ``driver -> cut``: add a step term ``1{driver > cut}`` to every mechanism.
+    """
+    say = progress or (lambda _m: None)
+    if ws.meta()["kind"] == "subscriptions":
+        raise ModelDataError("the value map of subscription books is not available yet: its "
+                             "retention mechanism needs the hazard model on person-periods")
+    f = _features(ws) if features is None else features
+    name, cls = purchase_class(ws)
+    f = per_period_alive(f, cls)
+    names = candidate_names(f) if drivers is None else list(drivers)
+    if not names:
+        raise ModelDataError("the book has no numeric customer feature to use as a driver")
+    design = build_design(f, names, controls)
+    for d, cut in (thresholds or {}).items():
+        design.add_threshold(d, cut)
+    rng = np.random.default_rng(seed)
+    n = len(f)
+    fit_rows = np.sort(rng.choice(n, size=min(n, max_fit), replace=False))
+    score_rows = np.sort(rng.choice(fit_rows, size=min(len(fit_rows), max_score), replace=False))
+    scale = n / len(score_rows)
+    vs = valuation_settings(ws, horizon)
+    terms = design.terms
+    notes: list[str] = []
+    if len(fit_rows) < n:
+        notes.append(f"mechanisms fitted on a random {len(fit_rows):,} of {n:,} customers")
+    if len(score_rows) < n:
+        notes.append(f"money scored on a random {len(score_rows):,} customers, scaled by "
+                     f"{scale:,.1f}")
+
+    say(f"fitting {name} with {len(terms)} terms on purchase rate and dropout")
+    pp = purchase_params(cls())
+
+    def model_frame(rows: np.ndarray) -> pd.DataFrame:
+        return pd.concat([f[[*RFM, "monetary_value"]].iloc[rows].reset_index(drop=True),
+                          prefixed(design.frame.iloc[rows].reset_index(drop=True), terms,
+                                   [*pp.values(), "gamma"])], axis=1)
+
+    fdata, sdata = model_frame(fit_rows), model_frame(score_rows)
+    model, fits = fit_purchase(cls, fdata, terms)
+    scored_design = design.frame.iloc[score_rows].reset_index(drop=True)
+
+    say("fitting the spend model with covariates")
+    spend, fits["spend"] = fit_spend(fdata, terms)
+    spend_i = np.asarray(spend.conditional_expected_average_profit(sdata), dtype=float)
+
+    say("scoring customers' forward responses")
+    responses = purchase_responses(model, sdata, spend_i, vs.margin_rate, vs.horizon,
+                                   vs.period_rate, scale)
+    clv_i = responses["purchase_rate"].table[:, len(responses["purchase_rate"].table[0]) // 2]
+    responses["spend"] = Response(base=clv_i, scale=scale)
+    equity = float(scale * clv_i.sum())
+    a_i = alive_periods(model, sdata, vs.horizon, vs.period_rate)
+
+    exposure = f["alive_exposure"].iloc[fit_rows].to_numpy(dtype=float)
+    X = design.frame[terms].iloc[fit_rows].reset_index(drop=True)
+    Xs = scored_design[terms].to_numpy(dtype=float)
+    if "contacts" in f.columns:
+        say("fitting contacts per period alive (cost to serve)")
+        y = f["contacts"].iloc[fit_rows].to_numpy(dtype=float)
+        fit = poisson_glm(y, exposure, X, "cost_to_serve")
+        fits["cost_to_serve"] = fit
+        cost = f["cost_to_serve_per_period"].to_numpy(dtype=float)
+        cpp = f["contacts_per_period"].to_numpy(dtype=float)
+        unit_all = cost.sum() / max(cpp.sum(), 1e-12)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            unit = np.where(cpp > 0, cost / cpp, unit_all)[score_rows]
+        rate = np.exp(fit.intercept + Xs @ fit.coef)
+        responses["cost_to_serve"] = Response(base=-unit * rate * a_i, scale=scale)
+    if "referrals" in f.columns:
+        ref_val = referred_value
+        if ref_val is None:
+            ref_val = _referred_value(f, responses, score_rows, vs)
+        if ref_val is None:
+            notes.append("referrals: no referral acquisition channel and no "
+                         "assumptions.referred_customer_value, so referrals carry no money")
+        else:
+            say("fitting referrals per period alive")
+            y = f["referrals"].iloc[fit_rows].to_numpy(dtype=float)
+            fit = poisson_glm(y, exposure, X, "referrals")
+            fits["referrals"] = fit
+            rate = np.exp(fit.intercept + Xs @ fit.coef)
+            responses["referrals"] = Response(base=rate * a_i * ref_val, scale=scale)
+        referred_value = ref_val
+    return Estimate(design, f, fits, responses, score_rows, equity, vs, referred_value, notes,
+                    fit_rows, cls, seed)
+
+
+def fit_spend(data: pd.DataFrame, terms: list[str]) -> tuple[Any, MechanismFit]:
+    """Gamma-Gamma with every term on its scale (``gamma_i = gamma exp(g'z)``: mean spend up by
+    ``exp(g)``), fitted on the repeat buyers of ``data``."""
+    from cxasset.models.gammagamma import GammaGammaModel
+
+    spend = GammaGammaModel().fit(data, covariates={"gamma": [f"gamma:{t}" for t in terms]})
+    cov = spend.result_.cov_unconstrained
+    order = list(spend.result_.params)
+    idx = [order.index(f"gamma[gamma:{t}]") for t in terms]
+    coef = np.array([spend.result_.params[order[i]] for i in idx])
+    return spend, MechanismFit("spend", terms, coef, cov[np.ix_(idx, idx)], spend.n_obs_,
+                               "GammaGammaModel")
+
+
+def _referred_value(f: pd.DataFrame, responses: dict[str, Response], rows: np.ndarray,
+                    vs: ValuationSettings) -> float | None:
+    """Mean value of a referred customer: margin to date plus expected margin over the horizon
+    of the customers acquired through a channel named like 'referral'."""
+    if "acquisition_channel" not in f.columns:
+        return None
+    ch = f["acquisition_channel"].astype("string").str.lower().fillna("")
+    is_ref = ch.str.contains("referr").to_numpy()[rows]
+    if is_ref.sum() < 30:
+        return None
+    table = responses["purchase_rate"].table
+    clv = table[:, table.shape[1] // 2]
+    past = (vs.margin_rate * f["frequency"] * f["monetary_value"]).to_numpy(dtype=float)[rows]
+    return float((clv + past)[is_ref].mean())

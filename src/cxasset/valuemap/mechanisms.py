@@ -1,0 +1,233 @@
+"""Mechanism models: how the drivers move each financial variable, and what that is worth.
+
+Every mechanism is a model of one financial variable with the drivers (standardised) and the
+controls as covariates, on a log scale, so a driver's effect ``b`` per unit is a
+*semi-elasticity*: one unit more multiplies the variable by ``exp(b)``.
+
+| mechanism | financial variable | model |
+|---|---|---|
+| ``purchase_rate`` | transactions while alive | the purchase model's rate (BG/NBD, MBG/NBD, Pareto/NBD) with covariates |
+| ``dropout`` | retention | the same model's dropout: BG/NBD ``a`` (dropout propensity), Pareto/NBD ``mu`` |
+| ``spend`` | spend per transaction | Gamma-Gamma with covariates on its scale |
+| ``cost_to_serve`` | contacts per period alive, times unit cost | Poisson GLM with exposure, sandwich errors |
+| ``referrals`` | referrals per period alive, times a referred customer's value | Poisson GLM with exposure, sandwich errors |
+| ``retention`` | renewals (subscription books) | discrete-time hazard (cloglog): ``b`` is a log hazard ratio |
+
+**Forward only.** A driver change acts from now on: each customer's history, and so their
+probability of being alive today, is kept; what changes is their future. For the purchase models
+the change multiplies the customer's own purchase rate (BG/NBD: the future is event-driven, so a
+rate ``c`` times higher runs the expected-purchases curve ``c`` times faster, ``G(c t)``; Pareto/NBD:
+``c G(t)``) or their dropout (BG/NBD: the dropout propensity ``a`` of the posterior; Pareto/NBD:
+the death rate ``mu``, ``G(c t) / c``). Spend, contacts and referrals scale by ``exp(b step)``.
+
+Each mechanism gives a :class:`Response`: per scored customer, the discounted value at stake as a
+function of the shift ``delta`` of the mechanism's log scale, so the change in customer equity of
+any driver step, for any draw of the coefficients, is ``sum_i f_i(delta_i) - f_i(0)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from cxasset.exceptions import ModelDataError
+from cxasset.valuemap.drivers import Design
+
+#: Mechanism -> (financial variable it moves, unit of its effect).
+MECHANISMS: dict[str, tuple[str, str]] = {
+    "purchase_rate": ("transactions", "log purchase rate per unit"),
+    "dropout": ("retention", "log dropout propensity per unit"),
+    "spend": ("spend per transaction", "log mean spend per unit"),
+    "cost_to_serve": ("cost to serve", "log contact rate per unit"),
+    "referrals": ("referral value", "log referral rate per unit"),
+    "retention": ("retention", "log churn hazard ratio per unit"),
+}
+#: Which way a positive effect moves customer equity.
+EQUITY_SIGN = {"purchase_rate": 1, "dropout": -1, "spend": 1, "cost_to_serve": -1,
+               "referrals": 1, "retention": -1}
+GRID = np.linspace(-3.0, 3.0, 25)  # shifts of a mechanism's log scale tabulated per customer
+
+
+@dataclass
+class Response:
+    """Per-customer value at stake in one mechanism as a function of a log-scale shift.
+
+    Either ``base`` (then ``f_i(delta) = base_i * exp(delta)``) or ``table`` (``f_i`` tabulated on
+    :data:`GRID`, linearly interpolated; shifts beyond the grid are clipped to it, i.e. a
+    multiplier beyond exp(+-3) is not extrapolated).
+    """
+
+    base: np.ndarray | None = None
+    table: np.ndarray | None = None
+    scale: float = 1.0  # customers each scored row stands for
+
+    def change(self, delta: np.ndarray) -> np.ndarray:
+        """Total change in value, ``scale * sum_i f_i(delta_i) - f_i(0)``; ``delta`` is (n,) or
+        (n, draws), the result a float or (draws,)."""
+        d = np.asarray(delta, dtype=float)
+        if self.base is not None:
+            b = self.base if d.ndim == 1 else self.base[:, None]
+            return self.scale * (b * np.expm1(d)).sum(axis=0)
+        tab = self.table
+        assert tab is not None
+        x = np.clip(d, GRID[0], GRID[-1])
+        h = GRID[1] - GRID[0]
+        j = np.clip(((x - GRID[0]) / h).astype(int), 0, len(GRID) - 2)
+        w = (x - GRID[j]) / h
+        rows = np.arange(len(tab)) if d.ndim == 1 else np.arange(len(tab))[:, None]
+        f = tab[rows, j] * (1 - w) + tab[rows, j + 1] * w
+        zero = tab[:, len(GRID) // 2]
+        return self.scale * (f - (zero if d.ndim == 1 else zero[:, None])).sum(axis=0)
+
+
+@dataclass
+class MechanismFit:
+    """Coefficients of one mechanism on the design's terms, with their covariance."""
+
+    name: str
+    terms: list[str]
+    coef: np.ndarray  # per standardised term (controls and flags on their 0/1 scale)
+    cov: np.ndarray
+    n_obs: int
+    model: str
+    notes: list[str] = field(default_factory=list)
+    intercept: float = 0.0  # GLMs: log rate per period at the design's zero
+
+    def effect(self, term: str, design: Design) -> tuple[float, float, float]:
+        """Effect per unit of the driver (or of a 0/1 term): estimate, std. error, p-value."""
+        i = self.terms.index(term)
+        sd = design.drivers[term].sd if term in design.drivers else 1.0
+        b, se = float(self.coef[i]) / sd, float(np.sqrt(max(self.cov[i, i], 0.0))) / sd
+        p = float(2 * stats.norm.sf(abs(b) / se)) if se > 0 else float("nan")
+        return b, se, p
+
+
+# --------------------------------------------------------------------------- count GLMs
+def poisson_glm(y: np.ndarray, exposure: np.ndarray, x: pd.DataFrame, name: str
+                ) -> MechanismFit:
+    """Poisson GLM ``log E[y] = log(exposure) + c + b'x`` with sandwich (HC0) errors, valid
+    under overdispersion (quasi-Poisson)."""
+    import statsmodels.api as sm
+
+    ok = exposure > 0
+    if y[ok].sum() == 0:
+        raise ModelDataError(f"{name}: nobody has any event, so no rate can be modelled")
+    X = sm.add_constant(x.loc[ok].to_numpy(dtype=float), has_constant="add")
+    res = sm.GLM(y[ok], X, family=sm.families.Poisson(), exposure=exposure[ok]).fit(
+        cov_type="HC0")
+    return MechanismFit(name, list(x.columns), np.asarray(res.params[1:]),
+                        np.asarray(res.cov_params())[1:, 1:], int(ok.sum()), "poisson_glm",
+                        [] if res.converged else ["GLM did not converge"],
+                        float(res.params[0]))
+
+
+# --------------------------------------------------------------------------- purchase models
+def prefixed(design_frame: pd.DataFrame, terms: list[str], params: list[str]) -> pd.DataFrame:
+    """The design's terms once per model parameter (``alpha:nps``, ``a:nps``) so a driver can be
+    moved in one mechanism without the other."""
+    return pd.DataFrame({f"{p}:{t}": design_frame[t].to_numpy() for p in params for t in terms})
+
+
+def purchase_params(model: Any) -> dict[str, str]:
+    """Model parameter carrying each mechanism: BG/NBD-type ``alpha``/``a``, Pareto/NBD
+    ``alpha``/``beta``."""
+    return {"purchase_rate": "alpha", "dropout": "beta" if "beta" in model._param_names else "a"}
+
+
+def fit_purchase(cls: Any, data: pd.DataFrame, terms: list[str]) -> tuple[Any, dict[str, MechanismFit]]:
+    """Fit the purchase model with every term on the rate and the dropout parameter; ``data``
+    has the RFM columns and the :func:`prefixed` terms."""
+    pp = purchase_params(cls())
+    model = cls().fit(data, covariates={p: [f"{p}:{t}" for t in terms] for p in pp.values()})
+    names = model.result_.params
+    order = list(names)
+    cov = model.result_.cov_unconstrained
+    fits: dict[str, MechanismFit] = {}
+    for mech, p in pp.items():
+        idx = [order.index(f"{p}[{p}:{t}]") for t in terms]
+        # sign: alpha_i = alpha0 exp(-g'z) (rate up by exp(g)); a_i = a0 exp(g'z) (dropout up);
+        # Pareto/NBD beta_i = beta0 exp(-g'z) (mu = s/beta up by exp(g)): all +g on the variable
+        coef = np.asarray([names[order[i]] for i in idx], dtype=float)
+        fits[mech] = MechanismFit(mech, list(terms), coef, cov[np.ix_(idx, idx)],
+                                  model.n_obs_, type(model).__name__,
+                                  [] if model.result_.converged else ["did not converge"])
+    return model, fits
+
+
+def _curve(model: Any, probe: pd.DataFrame, times: np.ndarray) -> np.ndarray:
+    """E[purchases in (T, T+t] | alive at T] per row for each t (probe has recency = T)."""
+    alive = np.asarray(model.probability_alive(probe), dtype=float)
+    return np.column_stack([model.conditional_expected_purchases(t, probe) for t in times]) \
+        / alive[:, None]
+
+
+def _value_of_curve(g: Callable[[np.ndarray], np.ndarray], horizon: int, disc: np.ndarray
+                    ) -> np.ndarray:
+    """sum_h disc_h (G(h) - G(h-1)) per row."""
+    h = np.arange(0, horizon + 1, dtype=float)
+    cum = g(h)
+    return np.diff(cum, axis=1) @ disc
+
+
+def purchase_responses(model: Any, data: pd.DataFrame, spend_per_tx: np.ndarray, margin: float,
+                       horizon: int, period_rate: float, scale: float) -> dict[str, Response]:
+    """Responses of ``purchase_rate`` and ``dropout`` on scored customers ``data`` (RFM + the
+    model's prefixed covariates): ``f_i(delta) = margin * spend_i * P(alive_i) * DET_i(delta)``."""
+    disc = (1.0 + period_rate) ** -np.arange(1, horizon + 1, dtype=float)
+    alive = np.asarray(model.probability_alive(data), dtype=float)
+    probe = data.copy()
+    probe["recency"] = probe["T"]
+    pnbd = "beta" in model._param_names
+    # the base curve on a fine grid of times, to run it faster or slower
+    top = np.exp(GRID[-1]) * horizon
+    fine = np.concatenate([[0.0], np.geomspace(1e-3, top, 160)])
+    base_curve = _curve(model, probe, fine[1:])
+    base_curve = np.column_stack([np.zeros(len(probe)), base_curve])
+
+    def at(times: np.ndarray) -> np.ndarray:
+        out = np.empty((len(probe), len(times)))
+        for k, t in enumerate(times):
+            j = np.searchsorted(fine, t)
+            j = min(max(j, 1), len(fine) - 1)
+            w = (t - fine[j - 1]) / (fine[j] - fine[j - 1])
+            out[:, k] = base_curve[:, j - 1] * (1 - w) + base_curve[:, j] * w
+        return out
+
+    weight = margin * spend_per_tx * alive
+    rate = np.column_stack([
+        (np.exp(d) if pnbd else 1.0) * _value_of_curve(
+            lambda h, d=d: at(h if pnbd else np.exp(d) * h), horizon, disc) for d in GRID])
+    if pnbd:  # mu times c: E[Y(t)] = G(c t) / c
+        drop = np.column_stack([
+            np.exp(-d) * _value_of_curve(lambda h, d=d: at(np.exp(d) * h), horizon, disc)
+            for d in GRID])
+    else:  # dropout propensity a times c in the posterior Beta(a c, b + x)
+        i_a = model._param_names.index("a")
+        cols = []
+        for d in GRID:
+            th = model._theta.copy()
+            th[i_a] += d
+            moved = model.with_theta(th)
+            cols.append(_value_of_curve(
+                lambda h, m=moved: np.column_stack([np.zeros(len(probe)), _curve(m, probe, h[1:])]),
+                horizon, disc))
+        drop = np.column_stack(cols)
+    return {"purchase_rate": Response(table=weight[:, None] * rate, scale=scale),
+            "dropout": Response(table=weight[:, None] * drop, scale=scale)}
+
+
+def alive_periods(model: Any, data: pd.DataFrame, horizon: int, period_rate: float
+                  ) -> np.ndarray:
+    """Discounted expected periods alive over the horizon, ``sum_h P(alive at T+h) / (1+d)^h``
+    (the model's ``alive_curve`` when it has one; otherwise today's P(alive) held flat, an upper
+    bound)."""
+    disc = (1.0 + period_rate) ** -np.arange(1, horizon + 1, dtype=float)
+    h = np.arange(1, horizon + 1, dtype=float)
+    if hasattr(model, "alive_curve"):
+        return np.asarray(model.alive_curve(h, data), dtype=float) @ disc
+    return np.asarray(model.probability_alive(data), dtype=float) * disc.sum()
