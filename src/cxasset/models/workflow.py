@@ -52,7 +52,8 @@ def model_class(name: str) -> Any:
     models = {**PURCHASE_MODELS, **DISCRETE_MODELS}
     if name not in models:
         raise ModelDataError(f"unknown model {name!r}; choose one of "
-                             f"{', '.join([*models, 'auto'])}")
+                             f"{', '.join([*PURCHASE_MODELS, 'auto'])} (the best of these), or "
+                             f"{', '.join(DISCRETE_MODELS)} (discrete opportunities)")
     module, cls = models[name]
     return getattr(importlib.import_module(module), cls)
 
