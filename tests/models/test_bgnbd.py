@@ -11,8 +11,10 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import integrate
+from scipy.special import betaln
 
 from cxasset.exceptions import ModelDataError, NotFittedError
 from cxasset.models.bgnbd import BetaGeoModel
@@ -84,6 +86,8 @@ def check_coverage(fit_one, truth: dict[str, float], n_seeds: int = 20) -> dict[
 
 BG_TRUTH = {"r": 0.5, "alpha": 5.0, "a": 0.8, "b": 2.5}
 BG_COEFS = {"alpha": {"z": 0.3, "d": -0.2}, "a": {"z": 0.2, "d": 0.1}, "b": {"z": -0.2, "d": 0.3}}
+#: values of a at and around the removable singularity a = 1
+NEAR_ONE = [1.0, 1 - 1e-12, 1 + 1e-9, 1 - 1e-6, 1 + 5e-5, 1 - 1e-4, 1 + 1e-4, 1 - 2e-4]
 BG_ALL = {**BG_TRUTH, **{f"{p}[{c}]": g for p, cs in BG_COEFS.items() for c, g in cs.items()}}
 
 
@@ -157,11 +161,9 @@ def test_matches_lifetimes(cdnow: pd.DataFrame, fitted: BetaGeoModel) -> None:
 @settings(max_examples=60, deadline=None)
 @given(x=st.integers(0, 1000), tx_frac=st.floats(0, 1), T=st.floats(0.01, 1000),
        t=st.floats(0, 1000), r=st.floats(0.05, 5), alpha=st.floats(0.1, 100),
-       a=st.floats(0.05, 5), b=st.floats(0.05, 10))
+       a=st.one_of(st.floats(0.05, 5), st.sampled_from(NEAR_ONE)), b=st.floats(0.05, 10))
 def test_predictions_are_valid(x: int, tx_frac: float, T: float, t: float, r: float,
                                alpha: float, a: float, b: float) -> None:
-    # the closed forms divide by a-1 (a removable singularity, not yet handled): KNOWN GAP
-    assume(abs(a - 1) > 1e-3)
     m = BetaGeoModel.from_params(r=r, alpha=alpha, a=a, b=b)
     tx = T * tx_frac if x > 0 else 0.0
     one = pd.DataFrame({"frequency": [float(x)], "recency": [tx], "T": [T]})
@@ -179,6 +181,118 @@ def test_weights_equal_expanded_rows(cdnow: pd.DataFrame) -> None:
         assert weighted.params_[k] == pytest.approx(full.params_[k], rel=1e-6)
     assert weighted.result_.log_likelihood == pytest.approx(full.result_.log_likelihood, abs=1e-6)
     assert weighted.result_.n_obs == full.result_.n_obs
+
+
+# ------------------------------------------------------------------ removable singularities
+SINGULAR_ROWS = pd.DataFrame({"frequency": [0.0, 0.0, 2.0, 26.0, 60.0],
+                              "recency": [0.0, 0.0, 30.43, 30.857, 50.0],
+                              "T": [0.0, 20.0, 38.86, 31.0, 52.0]})
+
+
+def limit_at_a1(r: float, alpha: float, b_eff: float, x: float, T: float, t: float) -> float:
+    """E[(1 - exp(-lambda p t)) / p | alive] at a = 1 by quadrature: lambda ~ Gamma(r+x,
+    alpha+T) gives ``(1 - (1 + p w)^-(r+x)) / p``, ``w = t/(alpha+T)``, and ``p ~ Beta(1, C)``,
+    ``C = b_eff``, has density ``C (1-p)^(C-1)`` (the weight)."""
+    w, c = t / (alpha + T), r + x
+
+    def f(p: float) -> float:
+        return -np.expm1(-c * np.log1p(p * w)) / p if p > 0 else c * w
+
+    return b_eff * integrate.quad(f, 0.0, 1.0, weight="alg", wvar=(0.0, b_eff - 1.0),
+                                  epsabs=0.0, epsrel=1e-13, limit=200)[0]
+
+
+def check_continuous_at_a1(cls: type, extra: int) -> None:
+    """Expectations at and near a = 1: equal to the limit by quadrature at a = 1, within
+    2|a-1| relative next to it (2e-4 at a = 1 +- 1e-4, 2e-12 at 1 - 1e-12), and smooth in a
+    (third differences on a fine grid across the interpolation window are those of a smooth
+    function: no jump at its edges)."""
+    r, alpha, b = 0.24, 4.4, 2.4
+    t = np.array([0.5, 39.0, 520.0])
+    at_one = cls.from_params(r=r, alpha=alpha, a=1.0, b=b)
+    ce = np.column_stack([at_one.conditional_expected_purchases(ti, SINGULAR_ROWS) for ti in t])
+    pa = at_one.probability_alive(SINGULAR_ROWS)
+    for i, (x, _, T) in enumerate(SINGULAR_ROWS.itertuples(index=False)):
+        for j, ti in enumerate(t):
+            want = pa[i] * limit_at_a1(r, alpha, b + x + extra, x, T, ti)
+            assert ce[i, j] == pytest.approx(want, rel=1e-9), (x, T, ti)
+    # E[X(t)] is the x = 0, T = 0 conditional expectation (MBG/NBD: times P(survive t=0) = b/(a+b))
+    want = [limit_at_a1(r, alpha, b + extra, 0, 0, ti) * (b / (1 + b) if extra else 1.0)
+            for ti in t]
+    np.testing.assert_allclose(at_one.expected_purchases(t), want, rtol=1e-9)
+    for a in NEAR_ONE[1:]:
+        # Lipschitz: |d log K / da| < 2 at these parameters, so next to 1 the values are tight
+        rtol = 2 * abs(a - 1) + 1e-9
+        near = cls.from_params(r=r, alpha=alpha, a=a, b=b)
+        for ti in t:
+            np.testing.assert_allclose(near.conditional_expected_purchases(ti, SINGULAR_ROWS),
+                                       at_one.conditional_expected_purchases(ti, SINGULAR_ROWS),
+                                       rtol=rtol)
+        np.testing.assert_allclose(near.expected_purchases(t), at_one.expected_purchases(t),
+                                   rtol=rtol)
+    # across the interpolation window (|a - 1| < 1e-3, z > 0.5) and the series (z <= 0.5): third
+    # differences at step 1e-4 of a smooth function are ~1e-12; a jump would show in full
+    grid = 1.0 + np.linspace(-3e-3, 3e-3, 61)
+    for ti in t:
+        vals = np.array([cls.from_params(r=r, alpha=alpha, a=a, b=b)
+                        .conditional_expected_purchases(ti, SINGULAR_ROWS) for a in grid])
+        assert np.all(np.abs(np.diff(vals, 3, axis=0)) <= 1e-10 * np.abs(vals[2:-1])), ti
+
+
+def check_covariates_at_a1(cls: type, modified: bool) -> None:
+    """Per-row a (covariates) at, next to and away from 1: each row as a model at its a."""
+    df = simulate_bgnbd(3000, BG_TRUTH, {"a": {"z": 0.3}}, seed=4, modified=modified)
+    m = cls().fit(df, covariates={"a": ["z"]})
+    theta = m._theta.copy()
+    theta[m._names().index("a")] = 0.0  # log a0 = 0: a_i = exp(0.3 z_i)
+    m = m.with_theta(theta)
+    rows = pd.DataFrame({"frequency": [0.0, 2.0, 2.0, 5.0, 5.0, 1.0], "recency": [0, 20, 20, 30, 30, 3.0],
+                         "T": [39.0] * 6, "z": [0.0, 0.0, 1e-7 / 0.3, -1e-4, 2.0, -3.0]})
+    a_i = m.individual_params(rows)["a"]
+    assert a_i[0] == 1.0 and a_i[1] == 1.0
+    for t in (39.0, 200.0):
+        ce = m.conditional_expected_purchases(t, rows)
+        assert np.all(np.isfinite(ce)) and np.all(ce > 0)
+        for i in range(len(rows)):
+            one = cls.from_params(r=m.params_["r"], alpha=m.params_["alpha"], a=float(a_i[i]),
+                                  b=m.params_["b"])
+            assert ce[i] == pytest.approx(
+                one.conditional_expected_purchases(t, rows.iloc[i : i + 1])[0], rel=1e-12)
+    ep = m.expected_purchases(39.0, rows)
+    assert np.all(np.isfinite(ep)) and ep[0] == pytest.approx(ep[1], rel=1e-14)
+
+
+def test_continuous_at_a_equal_1() -> None:
+    check_continuous_at_a1(BetaGeoModel, extra=0)
+
+
+def test_covariates_with_a_equal_1() -> None:
+    check_covariates_at_a1(BetaGeoModel, modified=False)
+
+
+@pytest.mark.parametrize("a", [0.5, 0.3, 0.9])
+def test_continuous_at_a_plus_b_equal_1(a: float) -> None:
+    """For x = 0, C = a+b-1 = 0 is a pole of 2F1(.; C; z) but not of C * 2F1: the limit
+    r z (1-z)^(a-1) 2F1(1-r, a; 2; z) against E[(1 - (1 + p w)^-r) / p], p ~ Beta(a, 1-a), by
+    quadrature, and continuity in b."""
+    r, alpha, T = 0.24, 4.4, 10.0
+    one = pd.DataFrame({"frequency": [0.0], "recency": [0.0], "T": [T]})
+    m = BetaGeoModel.from_params(r=r, alpha=alpha, a=a, b=1.0 - a)
+    for t in (0.5, 20.0, 520.0):
+        w = t / (alpha + T)
+
+        def f(p: float, w: float = w) -> float:
+            return -np.expm1(-r * np.log1p(p * w)) / p if p > 0 else r * w
+
+        want = integrate.quad(f, 0.0, 1.0, weight="alg", wvar=(a - 1.0, -a), epsabs=0.0,
+                              epsrel=1e-13)[0] / np.exp(betaln(a, 1.0 - a))
+        got = m.conditional_expected_purchases(t, one)[0]
+        assert got == pytest.approx(want, rel=1e-10)
+        for db in (-1e-6, 1e-12, 1e-6):
+            near = BetaGeoModel.from_params(r=r, alpha=alpha, a=a, b=1.0 - a + db)
+            assert near.conditional_expected_purchases(t, one)[0] == pytest.approx(got, rel=1e-4)
+    want0 = m.conditional_expected_purchases(20.0, one.assign(T=0.0))[0]
+    assert float(m.expected_purchases(20.0)) == pytest.approx(want0, rel=1e-14)
 
 
 # ------------------------------------------------------------------------------- bad input

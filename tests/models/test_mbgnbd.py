@@ -7,13 +7,15 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cxasset.exceptions import NotFittedError
 from cxasset.models.bgnbd import BetaGeoModel
 from cxasset.models.mbgnbd import ModifiedBetaGeoModel
 from reference import cdnow as ref
+
+from .test_bgnbd import NEAR_ONE, check_continuous_at_a1, check_covariates_at_a1
 
 RFM = ["frequency", "recency", "T"]
 NAMES = ("r", "alpha", "a", "b")
@@ -126,10 +128,9 @@ def test_pairwise_predictions_equal_rowwise(cdnow: pd.DataFrame,
 @settings(max_examples=60, deadline=None)
 @given(x=st.integers(0, 1000), tx_frac=st.floats(0, 1), T=st.floats(0.01, 1000),
        t=st.floats(0, 1000), r=st.floats(0.05, 5), alpha=st.floats(0.1, 100),
-       a=st.floats(0.05, 5), b=st.floats(0.05, 10))
+       a=st.one_of(st.floats(0.05, 5), st.sampled_from(NEAR_ONE)), b=st.floats(0.05, 10))
 def test_predictions_are_valid(x: int, tx_frac: float, T: float, t: float, r: float,
                                alpha: float, a: float, b: float) -> None:
-    assume(abs(a - 1) > 1e-3)  # the closed forms divide by a-1 (removable singularity)
     m = ModifiedBetaGeoModel.from_params(r=r, alpha=alpha, a=a, b=b)
     one = pd.DataFrame({"frequency": [float(x)], "recency": [T * tx_frac if x else 0.0],
                         "T": [T]})
@@ -137,6 +138,16 @@ def test_predictions_are_valid(x: int, tx_frac: float, T: float, t: float, r: fl
     ce = m.conditional_expected_purchases(t, one)
     assert np.all((pa >= 0) & (pa <= 1))
     assert np.all(np.isfinite(ce)) and np.all(ce >= 0)
+
+
+def test_continuous_at_a_equal_1() -> None:
+    """At a = 1 the expectations are the limit (p ~ Beta(1, b+x+1) given alive: the customer
+    also survived the first purchase), and continuous across it."""
+    check_continuous_at_a1(ModifiedBetaGeoModel, extra=1)
+
+
+def test_covariates_with_a_equal_1() -> None:
+    check_covariates_at_a1(ModifiedBetaGeoModel, modified=True)
 
 
 def test_not_fitted(cdnow: pd.DataFrame) -> None:

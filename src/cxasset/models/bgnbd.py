@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
+from scipy.special import betaln, digamma, expit, exprel, gammaln, hyp2f1
 
 from cxasset.exceptions import ModelDataError
 from cxasset.models._base import BaseModel, Constraint, logaddexp, wsum
@@ -55,42 +55,90 @@ def hyp2f1_safe(a: Any, b: Any, c: Any, z: Any) -> np.ndarray:
     return out
 
 
-#: Half-width of the interval around ``a = 1`` on which the expectations are interpolated in ``a``.
-A1_HALF_WIDTH = 1e-4
+#: Half-width of the interval around ``a = 1`` on which the expectations are interpolated in ``a``
+#: (for ``z > 0.5``; below, the series form is regular at ``a = 1``).
+A1_HALF_WIDTH = 1e-3
+_SERIES_MAX_Z = 0.5
 
 
-def regular_at_a1(fn: Any, a: Any, h: float = A1_HALF_WIDTH) -> np.ndarray:
-    """``fn(a)`` across the removable singularity of the BG/NBD-family expectations at ``a = 1``.
+def _kernel_direct(C: np.ndarray, R: np.ndarray, e: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """``C/e (1 - (1-z)^e 2F1(C-R, e; C; z))`` for ``e != 0``, with its limit at ``C = 0``."""
+    zero = np.abs(C) < 1e-9
+    c = np.where(zero, 1.0, C)
+    out = c / e * (1.0 - (1.0 - z) ** e * hyp2f1_safe(c - R, e, c, z))
+    if np.any(zero):
+        # C 2F1(A, B; C; z) -> A B z 2F1(A+1, B+1; 2; z) as C -> 0 (A&S 15.1.2), A = -R, B = e
+        out = np.where(zero, R * z * (1.0 - z) ** e * hyp2f1_safe(1.0 - R, e + 1.0, 2.0, z), out)
+    return out
 
-    The closed forms are ``C/(a-1) * (1 - (1-z)^(a-1) 2F1(C-R, a-1; C; z))``: at ``a = 1`` the
-    ``2F1`` is 1, so they are ``0/0``, and near it ``1 - (...)`` cancels (relative rounding error
-    ``~1e-16/|a-1|``). The function is analytic in ``a``; by L'Hopital its value at ``a = 1`` is
-    ``C int_0^1 (1-p)^(C-1) (1 - (1 + p w)^-R) / p dp`` (``E[(1 - exp(-lambda p t)) / p]`` with
-    ``p ~ Beta(1, C)``, ``w = t/(alpha+T)``), a derivative of ``2F1`` in a parameter with no
-    elementary closed form. So for ``|a-1| < h`` the value is the cubic through ``fn`` at
-    ``a = 1 - 2h, 1 - h, 1 + h, 1 + 2h`` (Lagrange): truncation error ``~h^4 |d^4 fn/da^4|``,
-    rounding error ``~1e-16/h`` relative (about 1e-12 at ``h = 1e-4``, against the integral);
-    outside, ``fn`` is evaluated directly. Both are accurate to ~1e-12 at ``|a-1| = h``, so the
-    result is continuous to that precision.
 
-    ``a`` is a scalar or one value per row (covariates on ``a``); ``fn`` must accept either and
-    return an array whose leading dimension is the rows when ``a`` is per row.
+def _kernel_series(C: np.ndarray, R: np.ndarray, e: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """The same for ``z <= 0.5`` in a form regular at ``e = 0`` and ``C = 0``:
+    ``-C log(1-z) exprel(e log(1-z)) - A z (1-z)^e G``, ``A = C-R``,
+    ``G = sum_(m>=0) (A+1)_m (e+1)_m / ((C+1)_m (m+1)!) z^m`` (``2F1 - 1`` with the factor
+    ``A e z / C`` taken out of every term); the series converges at least as ``0.5^m``."""
+    A = C - R
+    L = np.log1p(-z)
+    term = np.ones_like(z)
+    G = np.ones_like(z)
+    for m in range(400):
+        term = term * (A + 1.0 + m) * (e + 1.0 + m) / ((C + 1.0 + m) * (m + 2.0)) * z
+        G = G + term
+        if np.all(np.abs(term) <= 1e-17 * np.abs(G)):
+            break
+    return -C * L * exprel(e * L) - A * z * (1.0 - z) ** e * G
+
+
+def expected_if_alive(C: Any, R: Any, a: Any, z: Any, h: float = A1_HALF_WIDTH) -> np.ndarray:
+    """``K = C/(a-1) * (1 - (1-z)^(a-1) 2F1(C-R, a-1; C; z))``, the BG/NBD family's expected
+    purchases of a customer alive at ``T`` over the next ``t`` periods, ``z = t/(alpha+T+t)``
+    (BG/NBD: ``C = a+b+x-1``, MBG/NBD: ``C = a+b+x``; ``R = r+x``), across its removable
+    singularities.
+
+    ``K = E[(1 - exp(-lambda p t)) / p]`` over the posterior ``lambda ~ Gamma(R, alpha+T)``,
+    ``p ~ Beta(a, C+1-a)``, which is analytic in ``a`` and ``C``; the closed form (Euler's
+    transformation of Fader, Hardie & Lee 2005, eq. 10) is ``0/0`` at ``a = 1`` (the ``2F1`` is
+    1) and ``0 * inf`` at ``C = 0`` (``x = 0, a + b = 1`` in BG/NBD, a pole of the ``2F1``), and
+    near ``a = 1`` the difference ``1 - (...)`` cancels (relative error ``~1e-16/|a-1|``).
+
+    - ``z <= 0.5`` and ``|a-1| < 0.1``: the series form of :func:`_kernel_series`, in which
+      ``1/(a-1)`` and ``1/C`` cancel analytically (its value at ``a = 1`` is the L'Hopital limit
+      ``-C log(1-z) - (C-R) z G``).
+    - ``z > 0.5`` (where the series would be slow): the closed form; within ``|a-1| < h`` the
+      cubic through it at ``a - 1 = -2h, -h, h, 2h`` (Lagrange; truncation ``~h^4``, rounding
+      ``~1e-16/h`` relative, both ~1e-12 at ``h = 1e-3``), and at ``|C| < 1e-9`` the limit
+      ``R z (1-z)^(a-1) 2F1(1-R, a; 2; z)`` (``C 2F1(A, B; C; z) -> A B z 2F1(A+1, B+1; 2; z)``).
+
+    At ``a = 1`` the value is ``C int_0^1 (1-p)^(C-1) (1 - (1 + p w)^-R) / p dp``,
+    ``w = t/(alpha+T)``, which the tests check by quadrature.
+
+    References
+    ----------
+    .. [1] Fader, Hardie & Lee (2005), Marketing Science 24(2), eq. 10.
+    .. [2] Abramowitz & Stegun (1972), 15.1.2 (2F1 at a non-positive integer C), 15.3.3 (Euler).
     """
-    a = np.asarray(a, dtype=float)
-    near = np.abs(a - 1.0) < h
-    if not near.any():
-        return np.asarray(fn(a if a.ndim else float(a)))
-    nodes = np.array([-2.0, -1.0, 1.0, 2.0])
-    u = (a - 1.0) / h
-    # Lagrange basis at u: prod_(k != j) (u - n_k) / (n_j - n_k)
-    basis = [np.prod([(u - nk) / (nj - nk) for nk in nodes if nk != nj], axis=0) for nj in nodes]
-    vals = [np.asarray(fn(1.0 + nj * h)) for nj in nodes]
-    if a.ndim == 0:
-        return sum(float(lj) * v for lj, v in zip(basis, vals, strict=True))
-    direct = np.asarray(fn(np.where(near, 1.0 + h, a)))
-    shape = a.shape + (1,) * (direct.ndim - a.ndim)
-    cubic = sum(lj.reshape(shape) * v for lj, v in zip(basis, vals, strict=True))
-    return np.where(near.reshape(shape), cubic, direct)
+    C, R, a, z = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (C, R, a, z)))
+    shape = C.shape
+    C, R, a, z = (v.ravel() for v in (C, R, a, z))
+    e = a - 1.0
+    out = np.empty(C.shape)
+    series = (z <= _SERIES_MAX_Z) & (np.abs(e) < 0.1)
+    near = ~series & (np.abs(e) < h)
+    far = ~series & ~near
+    if series.any():
+        out[series] = _kernel_series(C[series], R[series], e[series], z[series])
+    if far.any():
+        out[far] = _kernel_direct(C[far], R[far], e[far], z[far])
+    if near.any():
+        c, r_, u, zz = C[near], R[near], e[near] / h, z[near]
+        nodes = (-2.0, -1.0, 1.0, 2.0)
+        cubic = np.zeros(c.shape)
+        for nj in nodes:
+            lj = np.prod([(u - nk) / (nj - nk) for nk in nodes if nk != nj], axis=0)
+            # a-1 = nj h moves C with it (C = a+b+x(-1)): the kernel at that a
+            cubic += lj * _kernel_direct(c + (nj * h - e[near]), r_, np.full(c.shape, nj * h), zz)
+        out[near] = cubic
+    return out.reshape(shape)
 
 
 def future_times(t: Any) -> np.ndarray:
@@ -313,31 +361,11 @@ class BetaGeoModel(BaseModel):
     def _expected_if_alive(p: Mapping[str, Any], t: np.ndarray, x: np.ndarray, T: np.ndarray
                            ) -> np.ndarray:
         """E[Y(t) | alive at T, x, T] = ``C/(a-1) (1 - (1-z)^(a-1) 2F1(C-r-x, a-1; C; z))``,
-        ``C = a+b+x-1``, ``z = t/(alpha+T+t)`` (Euler's transformation of eq. 10, which neither
-        overflows nor gives ``0 * inf`` for large ``x``).
-
-        Two removable singularities: ``a = 1`` (see :func:`regular_at_a1`), and ``C = 0`` (``x = 0``
-        and ``a + b = 1``), where ``2F1(A, B; C; z)`` has a pole but ``C * 2F1 -> A B z 2F1(A+1, B+1;
-        2; z)`` (Abramowitz & Stegun 15.1.2), so the limit is
-        ``(r+x) z (1-z)^(a-1) 2F1(1-r-x, a; 2; z)``; used for ``|C| < 1e-9`` (scipy is accurate
-        right up to it: the relative difference is ``~|C|``).
-        """
-        r, alpha, b = p["r"], p["alpha"], p["b"]
-        z = t / (alpha + T + t)
-        rx = r + x
-
-        def kernel(a: Any) -> np.ndarray:
-            c = a + b + x - 1
-            zero = np.abs(c) < 1e-9
-            c_safe = np.where(zero, 1.0, c)
-            hyp = (1 - z) ** (a - 1) * hyp2f1_safe(c_safe - rx, a - 1, c_safe, z)
-            out = c_safe / (a - 1) * (1 - hyp)
-            if np.any(zero):
-                limit = rx * z * (1 - z) ** (a - 1) * hyp2f1_safe(1 - rx, a, 2.0, z)
-                out = np.where(zero, limit, out)
-            return out
-
-        return regular_at_a1(kernel, p["a"])
+        ``C = a+b+x-1``, ``z = t/(alpha+T+t)``: Euler's transformation of eq. 10 (neither
+        overflows nor gives ``0 * inf`` for large ``x``), continuous across ``a = 1`` and ``C = 0``
+        (see :func:`expected_if_alive`)."""
+        r, alpha, a, b = p["r"], p["alpha"], p["a"], p["b"]
+        return expected_if_alive(a + b + x - 1, r + x, a, t / (alpha + T + t))
 
     # ------------------------------------------------------------------ alive at future times
     #: Dropout opportunities a customer alive at T has survived besides their x repeat purchases

@@ -32,7 +32,7 @@ import pandas as pd
 from scipy.special import betaln, digamma, expit, gammaln
 
 from cxasset.models._base import logaddexp, wsum
-from cxasset.models.bgnbd import RFM, BetaGeoModel, hyp2f1_safe, on_unique, regular_at_a1
+from cxasset.models.bgnbd import RFM, BetaGeoModel, expected_if_alive, on_unique
 from cxasset.models.paretonbd import pair_index
 
 
@@ -154,20 +154,16 @@ class ModifiedBetaGeoModel(BetaGeoModel):
                            ) -> np.ndarray:
         """E[X(t)]: expected repeat purchases of a new customer in ``t`` periods since their first.
 
-        ``b/(a-1) * (1 - (alpha/(alpha+t))^r 2F1(r, b+1; a+b; t/(alpha+t)))``, continuous
-        across ``a = 1`` (see :func:`~cxasset.models.bgnbd.regular_at_a1`).
+        ``b/(a-1) * (1 - (alpha/(alpha+t))^r 2F1(r, b+1; a+b; t/(alpha+t)))``: P(no dropout at
+        the first purchase) ``b/(a+b)`` times the expectation of a customer alive at ``T = 0``
+        with ``x = 0``, continuous across ``a = 1`` (see
+        :func:`~cxasset.models.bgnbd.expected_if_alive`).
         """
         self._check_is_fitted()
         p = self._p(data)
-        r, alpha, b = p["r"], p["alpha"], p["b"]
+        r, alpha, a, b = p["r"], p["alpha"], p["a"], p["b"]
         t = np.asarray(t, dtype=float)
-        z = t / (alpha + t)
-
-        def kernel(a: Any) -> np.ndarray:
-            # Euler: (1-z)^r 2F1(r, b+1; a+b; z) = (1-z)^(a-1) 2F1(a+b-r, a-1; a+b; z)
-            return b / (a - 1) * (1 - (1 - z) ** (a - 1) * hyp2f1_safe(a + b - r, a - 1, a + b, z))
-
-        return regular_at_a1(kernel, p["a"])
+        return b / (a + b) * expected_if_alive(a + b, r, a, t / (alpha + t))
 
     @staticmethod
     def _log_odds_dead(p: Mapping[str, Any], x: np.ndarray, tx: np.ndarray, T: np.ndarray
@@ -199,14 +195,8 @@ class ModifiedBetaGeoModel(BetaGeoModel):
     @staticmethod
     def _expected_if_alive(p: Mapping[str, Any], t: np.ndarray, x: np.ndarray, T: np.ndarray
                            ) -> np.ndarray:
-        """``(a+b+x)/(a-1) (1 - (1-z)^(a-1) 2F1(a+b-r, a-1; a+b+x; z))``, continuous across
-        ``a = 1`` (see :func:`~cxasset.models.bgnbd.regular_at_a1`); ``a+b+x > 0`` always."""
-        r, alpha, b = p["r"], p["alpha"], p["b"]
-        z = t / (alpha + T + t)
-
-        def kernel(a: Any) -> np.ndarray:
-            # (1-z)^(r+x) 2F1(r+x, b+x+1; a+b+x; z) = (1-z)^(a-1) 2F1(a+b-r, a-1; a+b+x; z)
-            hyp = (1 - z) ** (a - 1) * hyp2f1_safe(a + b - r, a - 1, a + b + x, z)
-            return (a + b + x) / (a - 1) * (1 - hyp)
-
-        return regular_at_a1(kernel, p["a"])
+        """``(a+b+x)/(a-1) (1 - (1-z)^(a-1) 2F1(a+b-r, a-1; a+b+x; z))``, ``z = t/(alpha+T+t)``
+        (Euler's transformation of ``(1-z)^(r+x) 2F1(r+x, b+x+1; a+b+x; z)``), continuous across
+        ``a = 1`` (see :func:`~cxasset.models.bgnbd.expected_if_alive`)."""
+        r, alpha, a, b = p["r"], p["alpha"], p["a"], p["b"]
+        return expected_if_alive(a + b + x, r + x, a, t / (alpha + T + t))
