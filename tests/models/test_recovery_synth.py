@@ -21,7 +21,7 @@ from cxasset.models import BetaGeoModel
 from cxasset.synth import SynthParams, generate
 
 COVS = ["onboarding", "training", "seg_mid", "seg_enterprise"]
-NO_LATENT = {"satisfaction": 0.0, "engagement": 0.0, "employees": 0.0}
+NO_LATENT = {"satisfaction": 0.0, "engagement": 0.0, "employees": 0.0, "onboarding_late": 0.0}
 
 
 def params() -> SynthParams:

@@ -25,6 +25,7 @@ from cxasset.synth import (
     true_state,
 )
 from cxasset.synth import _state as S
+from cxasset.synth.future import _recouple
 
 TABLES_T = ("customers", "transactions", "interactions", "surveys", "referrals", "engagement")
 TS = pa.timestamp("us")
@@ -149,7 +150,25 @@ def test_truth_json_layout(book: Path) -> None:
     assert set(truth["covariates"]["order"]) == set(truth["covariates"]["definitions"])
     assert truth["params"]["purchase"]["gamma_purch"]["employees"] == 0  # the placebo
     assert SynthParams.from_dict(truth["params"]) == SynthParams()
+    assert truth["covariates"]["order"][:2] == ["onboarding", "onboarding_late"]
     assert truth["dates"]["as_of"] == str(BookSettings.from_yaml(book / "book.yaml").as_of)
+
+
+def test_old_truth_without_the_threshold_still_reads() -> None:
+    """A truth.json written before onboarding_late existed: its missing onboarding key takes the
+    default and its coefficient mappings (without onboarding_late) are kept, so the old book's
+    truth (no step) is rebuilt."""
+    old = SynthParams().to_dict()
+    del old["onboarding"]["threshold_days"]
+    for section, key in (("purchase", "gamma_drop_a"), ("subscription", "gamma_churn_a")):
+        del old[section][key]["onboarding_late"]
+    params = SynthParams.from_dict(old)
+    assert params.onboarding["threshold_days"] == 21
+    assert "onboarding_late" not in params.purchase["gamma_drop_a"]
+    assert "onboarding_late" not in params.subscription["gamma_churn_a"]
+    assert params.purchase["r"] == SynthParams().purchase["r"]
+    none = SynthParams.no_covariates()
+    assert not none.purchase["gamma_drop_a"] and not none.subscription["gamma_churn_a"]
 
 
 def test_bad_arguments_raise_named_errors(tmp_path: Path) -> None:
@@ -200,6 +219,28 @@ def test_longer_onboarding_fewer_repeat_purchases(book: Path) -> None:
     assert slow < 0.85 * fast, (fast, slow)
     big = smb.employees > smb.employees.median()  # the placebo: no effect within a segment
     assert 0.88 < rate[big].mean() / rate[~big].mean() < 1.12
+
+
+def test_planted_onboarding_threshold_is_visible(book: Path, subs: Path) -> None:
+    """Dropout and churn jump once onboarding takes more than threshold_days (21) days."""
+    assert SynthParams().onboarding["threshold_days"] == 21
+    st = true_state(book)
+    days = st.onboarding_days
+
+    def p_drop(lo: int, hi: int) -> float:
+        return float(st.p_drop[days.between(lo, hi)].mean())
+
+    step = p_drop(22, 24) / p_drop(19, 21)  # across the threshold: linear part and the jump
+    slope = p_drop(19, 21) / p_drop(16, 18)  # below it: the linear part only
+    assert step > 1.35 and slope < 1.15 and step > slope + 0.25, (step, slope)
+    dropped = ~st.alive_at_as_of
+    early, late = days.between(15, 21), days.between(22, 28)
+    assert dropped[late].mean() > dropped[early].mean() + 0.08
+    assert st.theta[late].mean() > 1.4 * st.theta[early].mean()
+    c = read(subs, "customers").merge(read(subs, "subscriptions")[["customer_id", "ended_at"]])
+    onb = (c.onboarded_at - c.acquired_at).dt.days  # observed in the book
+    churned = c.ended_at.notna()
+    assert churned[onb.between(22, 28)].mean() > churned[onb.between(15, 21)].mean() + 0.1
 
 
 def test_higher_effort_more_contacts_and_more_phone(book: Path) -> None:
@@ -301,6 +342,52 @@ def test_onboarding_intervention_moves_only_its_segment(book: Path) -> None:
     assert s.future_spend.sum() > b.future_spend.sum()
     longer = simulate_future(book, 364, intervention=Intervention("onboarding_days", scale=2.0))
     assert longer.future_transactions.sum() < base.future_transactions.sum()
+
+
+def book_state(book: Path) -> tuple[SynthParams, dict[str, np.ndarray]]:
+    """The true latent state of every customer of ``book`` (replayed from its truth.json)."""
+    truth = json.loads((book / "truth.json").read_text())
+    params = SynthParams.from_dict(truth["params"])
+    n = truth["customers"]
+    blocks = list(range(-(-n // S.BLOCK)))
+    sizes = [min(S.BLOCK, n - b * S.BLOCK) for b in blocks]
+    return params, S.latent_state(params, truth["seed"], blocks, sizes, S.Calendar.of(params))
+
+
+def test_onboarding_intervention_crosses_the_threshold(book: Path) -> None:
+    """Shifting onboarding by -3 days moves customers at 22-24 days below the threshold: their
+    dropout a_i and churn alpha_i fall by the linear part and the planted jump; customers away
+    from the threshold only by the linear part."""
+    params, st = book_state(book)
+    new, touched = Intervention("onboarding_days", shift=-3).apply(params, st)
+    a, b, lam = S.purchase_params(params, st)
+    a2, b2, lam2 = S.purchase_params(params, new)
+    al, _ = S.churn_params(params, st)
+    al2, _ = S.churn_params(params, new)
+    ob = params.onboarding
+    linear = params.purchase["gamma_drop_a"]["onboarding"] * -3 / ob["scale_days"]
+    jump = params.purchase["gamma_drop_a"]["onboarding_late"]
+    assert jump == params.subscription["gamma_churn_a"]["onboarding_late"] == 0.5
+    days, never = st["onboarding_days"], st["never_onboarded"]
+    cross = ~never & (days > ob["threshold_days"]) & (days - 3 <= ob["threshold_days"])
+    far = ~never & (((days >= 3) & (days <= 18)) | ((days >= 25) & (days <= ob["cap_days"])))
+    assert cross.sum() > 500 and far.sum() > 10_000
+    assert np.array_equal(cross, ~never & (days >= 22) & (days <= 24))
+    np.testing.assert_allclose(np.log(a2 / a)[cross], linear - jump)
+    np.testing.assert_allclose(np.log(a2 / a)[far], linear)
+    np.testing.assert_allclose(np.log(al2 / al)[cross], linear - jump)
+    np.testing.assert_allclose(np.log(al2 / al)[far], linear)
+    assert (a2[never] == a[never]).all() and not touched[never].any()
+    np.testing.assert_array_equal(b2, b)  # gamma_drop_b is 0
+    # the true dropout probability moves to the same quantile of the new Beta: down for
+    # everyone moved, by much more for those who cross the threshold
+    p, p2 = st["p_drop"], _recouple(a, b, a2, b2, st["p_drop"])
+    assert (p2[cross | far] <= p[cross | far]).all()
+    drop = 1 - p2 / p
+    assert np.mean(drop[cross]) > 2 * np.mean(drop[far]), (
+        np.mean(drop[cross]), np.mean(drop[far]))
+    ratio = np.log(lam2 / lam)  # purchase rate: linear part only (no onboarding_late term)
+    np.testing.assert_allclose(ratio[cross], ratio[far][0])
 
 
 def test_placebo_and_effort_interventions(book: Path) -> None:

@@ -24,14 +24,16 @@ ACQUISITION_CHANNELS = ("paid_search", "organic", "partner", "referral", "outbou
 CHANNELS = ("self_service", "email", "chat", "phone")
 PLANS = ("basic", "pro", "enterprise")
 COVARIATES = (
-    "onboarding", "training", "employees", "satisfaction", "engagement", "seg_mid",
-    "seg_enterprise",
+    "onboarding", "onboarding_late", "training", "employees", "satisfaction", "engagement",
+    "seg_mid", "seg_enterprise",
 )
 
 #: Exact definition of each column of ``z`` (the design a model fit must rebuild to recover truth).
 COVARIATE_DEFINITIONS = {
     "onboarding": "(min(onboarding_days, onboarding.cap_days) - onboarding.center_days) / "
     "onboarding.scale_days; never-onboarded customers count as cap_days",
+    "onboarding_late": "1 if onboarding_days > onboarding.threshold_days or the customer was "
+    "never onboarded, else 0 (a step on top of the linear onboarding term)",
     "training": "(training_hours - attributes.training_center) / attributes.training_scale",
     "employees": "(ln(employees) - attributes.employees_center_log) / "
     "attributes.employees_scale_log (placebo: every coefficient is 0)",
@@ -87,7 +89,7 @@ class SynthParams:
     onboarding: dict[str, Any] = _d(
         mean_days={"smb": 10.0, "mid": 18.0, "enterprise": 35.0}, nb_size=3.0,
         never_share={"smb": 0.04, "mid": 0.02, "enterprise": 0.01},
-        cap_days=60.0, center_days=14.0, scale_days=7.0,
+        cap_days=60.0, center_days=14.0, scale_days=7.0, threshold_days=21.0,
     )
     latent: dict[str, float] = _d(effort_satisfaction_rho=-0.4)
     purchase: dict[str, Any] = _d(
@@ -95,9 +97,9 @@ class SynthParams:
         gamma_purch={"onboarding": -0.05, "training": 0.05, "employees": 0.0,
                      "satisfaction": 0.10, "engagement": 0.35, "seg_mid": 0.25,
                      "seg_enterprise": 0.50},
-        gamma_drop_a={"onboarding": 0.30, "training": -0.10, "employees": 0.0,
-                      "satisfaction": -0.45, "engagement": -0.15, "seg_mid": -0.20,
-                      "seg_enterprise": -0.40},
+        gamma_drop_a={"onboarding": 0.30, "onboarding_late": 0.50, "training": -0.10,
+                      "employees": 0.0, "satisfaction": -0.45, "engagement": -0.15,
+                      "seg_mid": -0.20, "seg_enterprise": -0.40},
         gamma_drop_b={},
     )
     spend: dict[str, Any] = _d(
@@ -105,9 +107,9 @@ class SynthParams:
     )
     subscription: dict[str, Any] = _d(
         alpha0=0.9, beta0=9.0,
-        gamma_churn_a={"onboarding": 0.30, "training": -0.10, "employees": 0.0,
-                       "satisfaction": -0.45, "engagement": -0.20, "seg_mid": -0.30,
-                       "seg_enterprise": -0.60},
+        gamma_churn_a={"onboarding": 0.30, "onboarding_late": 0.50, "training": -0.10,
+                       "employees": 0.0, "satisfaction": -0.45, "engagement": -0.20,
+                       "seg_mid": -0.30, "seg_enterprise": -0.60},
         gamma_churn_b={},
         plan_share={"smb": [0.7, 0.3, 0.0], "mid": [0.2, 0.6, 0.2], "enterprise": [0.0, 0.2, 0.8]},
         plan_revenue={"basic": 49.0, "pro": 199.0, "enterprise": 1490.0},
@@ -145,12 +147,18 @@ class SynthParams:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SynthParams:
-        """Read parameters written by :meth:`to_dict`; unknown sections are an error."""
+        """Read parameters written by :meth:`to_dict`; unknown sections are an error.
+
+        A key missing from a section (``truth.json`` of an older version) takes its default,
+        e.g. ``onboarding.threshold_days``; a coefficient mapping is read as written (missing
+        coefficients are 0), so an older book's truth is rebuilt as it was planted.
+        """
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
             raise SynthError(f"Unknown parameter section(s) {unknown}; valid: {sorted(names)}")
-        return cls(**data)
+        base = cls()
+        return cls(**{k: {**getattr(base, k), **v} for k, v in data.items()})
 
     def replace(self, **sections: dict[str, Any]) -> SynthParams:
         """A copy with some keys of some sections changed, e.g. ``replace(purchase={"r": 1.0})``."""
@@ -159,7 +167,8 @@ class SynthParams:
 
     @classmethod
     def no_covariates(cls, model: str = "bgnbd") -> SynthParams:
-        """Defaults with every purchase, dropout and churn coefficient 0 and no spend shift.
+        """Defaults with every purchase, dropout and churn coefficient 0 (``onboarding_late``
+        included) and no spend shift.
 
         Purchase and dropout are then plain BG/NBD (or MBG/NBD) with ``r, alpha0, a0, b0``,
         whose closed-form moments the tests check.
@@ -186,12 +195,14 @@ def design(params: SynthParams, *, segment: np.ndarray, onboarding_days: np.ndar
     """The covariate matrix ``z`` (customers x :data:`COVARIATES`), as defined in the docs.
 
     ``segment`` holds codes into :data:`SEGMENTS`; ``onboarded`` is False for never-onboarded
-    customers (their ``onboarding_days`` is ignored and counts as ``cap_days``).
+    customers (their ``onboarding_days`` is ignored and counts as ``cap_days``, and as late).
     """
     ob, at = params.onboarding, params.attributes
     days = np.where(onboarded, np.minimum(onboarding_days, ob["cap_days"]), ob["cap_days"])
+    late = ~np.asarray(onboarded, bool) | (np.asarray(onboarding_days) > ob["threshold_days"])
     return np.column_stack([
         (days - ob["center_days"]) / ob["scale_days"],
+        late.astype(float),
         (training_hours - at["training_center"]) / at["training_scale"],
         (np.log(employees) - at["employees_center_log"]) / at["employees_scale_log"],
         satisfaction,
@@ -226,7 +237,8 @@ MECHANISMS = {
     "training_mean[segment]))",
     "onboarding": "onboarding_days ~ NegBin(size=nb_size, mean=mean_days[segment]); never "
     "onboarded with prob never_share[segment]; onboarded_at = acquired_at + onboarding_days, "
-    "NULL if never onboarded or later than as_of",
+    "NULL if never onboarded or later than as_of; z.onboarding is linear in the days (capped), "
+    "z.onboarding_late = 1 above threshold_days (a step: dropout and churn jump there)",
     "latent": "effort e ~ N(0,1); satisfaction s = rho*e + sqrt(1-rho^2)*N(0,1); engagement "
     "g ~ N(0,1); all independent of segment and the observed attributes",
     "purchase": "time 0 = acquired_at = first purchase. lambda_i ~ Gamma(r, rate alpha_i), "
@@ -267,9 +279,11 @@ MECHANISMS = {
 
 #: What each intervention driver moves (``truth.json["drivers"]``, :class:`Intervention`).
 DRIVER_EFFECTS = {
-    "onboarding_days": "z.onboarding -> alpha_i (purchase rate), a_i, b_i (dropout), "
-    "subscription alpha_i, beta_i (churn); onboarded customers only (never-onboarded unchanged); "
-    "clipped at 0 days",
+    "onboarding_days": "z.onboarding (linear) and z.onboarding_late (step: 1 above "
+    "onboarding.threshold_days) -> alpha_i (purchase rate), a_i, b_i (dropout), "
+    "subscription alpha_i, beta_i (churn); a customer moved across the threshold also gets the "
+    "step (gamma_drop_a/gamma_churn_a onboarding_late); onboarded customers only "
+    "(never-onboarded unchanged); clipped at 0 days",
     "training_hours": "z.training -> purchase rate, dropout, churn; clipped at 0",
     "employees": "z.employees -> nothing (placebo: all coefficients 0); clipped at 1",
     "satisfaction": "s -> purchase rate, dropout, churn (z.satisfaction), referral rate",
