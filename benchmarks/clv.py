@@ -1,13 +1,24 @@
 """BG/NBD + Gamma-Gamma: fit and CLV scoring, cxasset beside lifetimes, in one run.
 
-    python benchmarks/clv.py [--sizes 1e4,1e5,1e6] [--score 1e7] [--json]
+    python benchmarks/clv.py [--sizes 1e4,1e5,1e6] [--score 1e7] [--pymc PYTHON|none]
+                             [--pymc-priors default|flat] [--json]
 
 Every measured step runs in a fresh subprocess (``python benchmarks/clv.py _run STEP N``), so its
 peak memory is its own ``ru_maxrss``; times exclude imports and data loading. The data are drawn
 from BG/NBD and Gamma-Gamma with known parameters (r=0.25, alpha=4, a=0.8, b=2.5; p=6, q=4,
 gamma=15), T uniform over 1..78 weeks in whole days, purchase times in whole days, and cached as
-Parquet under ``benchmarks/.data/``. PyMC-Marketing is not installed in this environment; the
-issue's reference figure for its MAP fit (about 4 s at 1M customers) is printed beside ours.
+Parquet under ``benchmarks/.data/``. Each tool also predicts every customer's expected purchases
+in the next 52 weeks, E[Y(52) | x, t_x, T] (timed; the sum over customers is printed as a check).
+
+PyMC-Marketing (0.19.2 is the newest for Python 3.11) is kept out of the project's environment: it
+runs in its own venv, by default ``benchmarks/.venv-pymc`` (``python3 -m venv benchmarks/.venv-pymc
+&& benchmarks/.venv-pymc/bin/pip install pymc-marketing==0.19.2 pyarrow``), as a subprocess of that
+venv's python (``--pymc PYTHON``; ``--pymc none`` or no such venv: the column is skipped). It reads
+the same cached Parquet and fits ``pymc_marketing.clv.BetaGeoModel(data=df).fit(method="map")``
+(default priors, or flat priors on r, alpha, a, b with ``--pymc-priors flat``, which makes the MAP
+the maximum-likelihood estimate). Its fit time includes PyTensor compiling the model's functions
+(the C-code cache under ``~/.pytensor`` is warmed by a first, untimed call on the smallest size);
+a second fit in the same process is reported as well.
 
 CLV scoring (``--score``): fit on 1M customers, then score N customers held in DuckDB the way
 ``cxasset value`` does -- cells grouped in the engine, scored in numpy, CLV per customer joined back
@@ -32,7 +43,40 @@ from _util import GIB, Timer, peak_gib  # noqa: E402
 
 DATA = Path(__file__).parent / ".data" / "clv"
 TRUE = {"r": 0.25, "alpha": 4.0, "a": 0.8, "b": 2.5, "p": 6.0, "q": 4.0, "gamma": 15.0}
-PYMC_REFERENCE_1M = 4.0  # seconds, MAP fit measured by the issue's author on this machine
+HORIZON = 52.0  # weeks: expected purchases E[Y(HORIZON) | x, t_x, T] of every customer
+PYMC_VENV_PYTHON = Path(__file__).parent / ".venv-pymc" / "bin" / "python"
+
+# Run by the PyMC venv's python: argv = parquet path, horizon, priors ("default" or "flat").
+PYMC_SCRIPT = r"""
+import json, resource, sys, time, warnings
+warnings.simplefilter("ignore")
+import pandas as pd
+import pymc_marketing
+from pymc_marketing.clv import BetaGeoModel
+
+path, horizon, priors = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+df = pd.read_parquet(path, columns=["customer_id", "frequency", "recency", "T"])
+config = None
+if priors == "flat":
+    from pymc_extras.prior import Prior
+    config = {k: Prior("HalfFlat") for k in ("r", "alpha", "a", "b")}
+t0 = time.perf_counter()
+m = BetaGeoModel(data=df, model_config=config)
+m.fit(method="map", progressbar=False)
+fit_s = time.perf_counter() - t0
+post = m.idata.posterior
+params = {k: float(post[k].values.ravel()[0]) for k in ("r", "alpha", "a", "b")}
+t0 = time.perf_counter()
+expected = float(m.expected_purchases(future_t=horizon).sum())
+predict_s = time.perf_counter() - t0
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1024**3
+t0 = time.perf_counter()
+m.fit(method="map", progressbar=False)
+refit_s = time.perf_counter() - t0
+print(json.dumps({"seconds": fit_s, "refit_seconds": refit_s, "predict_seconds": predict_s,
+                  "expected": expected, "params": params, "peak_gib": peak,
+                  "version": pymc_marketing.__version__}))
+"""
 
 
 def simulate(n: int, seed: int = 7) -> pd.DataFrame:
@@ -87,9 +131,13 @@ def step_cxasset_fit(n: int) -> dict[str, Any]:
         m = BetaGeoModel().fit(df)
     with Timer() as t2:
         g = GammaGammaModel().fit(df)
+    with Timer() as t3:
+        expected = float(m.conditional_expected_purchases(HORIZON, df).sum())
     return {
         "seconds": t.seconds,
         "spend_seconds": t2.seconds,
+        "predict_seconds": t3.seconds,
+        "expected": expected,
         "params": m.params_,
         "spend_params": g.params_,
         "cells": m.result_.n_cells,
@@ -107,9 +155,22 @@ def step_lifetimes_fit(n: int) -> dict[str, Any]:
         rep = df[df.frequency > 0]
         with Timer() as t2:
             g = GammaGammaFitter().fit(rep.frequency, rep.monetary_value)
+        with Timer() as t3:
+            expected = float(
+                m.conditional_expected_number_of_purchases_up_to_time(
+                    HORIZON, df.frequency, df.recency, df["T"]
+                ).sum()
+            )
     pr = {k: float(m.params_[k]) for k in ("r", "alpha", "a", "b")}
     gp = {"p": float(g.params_["p"]), "q": float(g.params_["q"]), "gamma": float(g.params_["v"])}
-    return {"seconds": t.seconds, "spend_seconds": t2.seconds, "params": pr, "spend_params": gp}
+    return {
+        "seconds": t.seconds,
+        "spend_seconds": t2.seconds,
+        "predict_seconds": t3.seconds,
+        "expected": expected,
+        "params": pr,
+        "spend_params": gp,
+    }
 
 
 def step_cxasset_score(n: int) -> dict[str, Any]:
@@ -161,46 +222,88 @@ def spawn(step: str, n: int) -> dict[str, Any]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def spawn_pymc(python: str, n: int, priors: str) -> dict[str, Any]:
+    """PyMC-Marketing's MAP fit of BG/NBD, in a fresh process of its own venv's python."""
+    proc = subprocess.run(
+        [python, "-c", PYMC_SCRIPT, str(data(n)), str(HORIZON), priors], capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        return {"step": "pymc-fit", "n": n, "error": proc.stderr.strip().splitlines()[-1:]}
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out.update(step="pymc-fit", n=n, priors=priors)
+    return out
+
+
+def max_rel_diff(ours: dict[str, Any], theirs: dict[str, Any]) -> float:
+    if "params" not in ours or "params" not in theirs:
+        return float("nan")
+    return max(abs(theirs["params"][k] / ours["params"][k] - 1) for k in ("r", "alpha", "a", "b"))
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="1e4,1e5,1e6")
     ap.add_argument("--score", default="1e7", help="customers to score (0: skip)")
+    ap.add_argument(
+        "--pymc",
+        default=str(PYMC_VENV_PYTHON) if PYMC_VENV_PYTHON.exists() else "none",
+        help="python of a venv with pymc-marketing (default: benchmarks/.venv-pymc/bin/python if "
+        "it exists); 'none' skips the PyMC-Marketing column",
+    )
+    ap.add_argument("--pymc-priors", choices=("default", "flat"), default="default")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
     sizes = [int(float(s)) for s in a.sizes.split(",") if s]
+    pymc = None if a.pymc == "none" else a.pymc
+    tools = ("cxasset", "lifetimes") + (("pymc-mkt",) if pymc else ())
+    if pymc and sizes:  # untimed warm-up: PyTensor compiles its C code once into ~/.pytensor
+        spawn_pymc(pymc, min(sizes), a.pymc_priors)
     rows = []
     for n in sizes:
-        cx, lt = spawn("cxasset-fit", n), spawn("lifetimes-fit", n)
-        dev = (
-            max(abs(cx["params"][k] / lt["params"][k] - 1) for k in cx["params"])
-            if "params" in cx and "params" in lt
-            else float("nan")
-        )
-        rows.append({"n": n, "cxasset": cx, "lifetimes": lt, "max_rel_param_diff": dev})
+        r = {"n": n, "cxasset": spawn("cxasset-fit", n), "lifetimes": spawn("lifetimes-fit", n)}
+        if pymc:
+            r["pymc-mkt"] = spawn_pymc(pymc, n, a.pymc_priors)
+        for tool in tools[1:]:
+            r[tool]["max_rel_param_diff"] = max_rel_diff(r["cxasset"], r[tool])
+        rows.append(r)
     score = spawn("cxasset-score", int(float(a.score))) if float(a.score) > 0 else None
     if a.json:
         print(json.dumps({"fit": rows, "score": score}, indent=2, default=str))
         return 0
+    h = int(HORIZON)
     print(
-        f"{'customers':>10} {'tool':>9} {'BG/NBD fit s':>13} {'GG fit s':>9} {'peak GiB':>9} "
-        f"{'speed-up':>9} {'max |param diff|':>17}"
+        f"{'customers':>10} {'tool':>9} {'BG/NBD fit s':>13} {'x cxasset':>9} {'GG fit s':>9} "
+        f"{f'E[Y({h})] s':>10} {'peak GiB':>9} {'max rel param diff':>19} {f'sum E[Y({h})]':>13}"
     )
     for r in rows:
-        for tool in ("cxasset", "lifetimes"):
+        cx_s = r["cxasset"].get("seconds", np.nan)
+        for tool in tools:
             d = r[tool]
             if "error" in d:
                 print(f"{r['n']:>10,} {tool:>9} error: {d['error']}")
                 continue
-            up = (r["lifetimes"].get("seconds", np.nan) / d["seconds"]) if tool == "cxasset" else 1
+            gg = f"{d['spend_seconds']:>9.3f}" if "spend_seconds" in d else f"{'-':>9}"
+            dev = f"{d['max_rel_param_diff']:>19.1e}" if tool != "cxasset" else f"{'-':>19}"
             print(
-                f"{r['n']:>10,} {tool:>9} {d['seconds']:>13.3f} {d['spend_seconds']:>9.3f} "
-                f"{d['peak_gib']:>9.2f} {up:>8.1f}x {r['max_rel_param_diff']:>17.1e}"
+                f"{r['n']:>10,} {tool:>9} {d['seconds']:>13.3f} {d['seconds'] / cx_s:>8.1f}x {gg} "
+                f"{d['predict_seconds']:>10.3f} {d['peak_gib']:>9.2f} {dev} {d['expected']:>13,.0f}"
             )
-    if sizes and max(sizes) >= 1_000_000:
-        print(
-            f"{'1,000,000':>10} {'pymc-mkt':>9} {PYMC_REFERENCE_1M:>13.1f}   (reference, "
-            "not run here: PyMC-Marketing is not installed)"
-        )
+    if pymc:
+        print(f"\nPyMC-Marketing MAP ({a.pymc_priors} priors) vs cxasset, r alpha a b:")
+        for r in rows:
+            d = r["pymc-mkt"]
+            if "error" in d:
+                continue
+            ok = "yes" if d["max_rel_param_diff"] <= 1e-2 else "NO"
+            ours = " ".join(f"{r['cxasset']['params'][k]:.4f}" for k in ("r", "alpha", "a", "b"))
+            theirs = " ".join(f"{d['params'][k]:.4f}" for k in ("r", "alpha", "a", "b"))
+            print(
+                f"{r['n']:>10,}: cxasset {ours} | pymc {theirs} | max rel diff "
+                f"{d['max_rel_param_diff']:.1e} (within 1e-2: {ok}); second fit in the same "
+                f"process {d['refit_seconds']:.2f} s"
+            )
+    else:
+        print("\nPyMC-Marketing column skipped (--pymc none, or no benchmarks/.venv-pymc/bin/python)")
     if score:
         if "error" in score:
             print(f"scoring error: {score['error']}")
