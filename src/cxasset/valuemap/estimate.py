@@ -68,12 +68,12 @@ class Estimate:
     purchase_cls: Any = None
     seed: int = 0
 
-    def refit(self, rows: np.ndarray, frame: pd.DataFrame | None = None
-              ) -> dict[str, MechanismFit]:
+    def refit(self, rows: np.ndarray, frame: pd.DataFrame | None = None,
+              terms: list[str] | None = None) -> dict[str, MechanismFit]:
         """The mechanisms fitted again on customers ``rows`` (positions in the design), on the
-        design's columns or on ``frame`` (e.g. with a driver shuffled): for robustness checks."""
+        design's columns or on ``frame`` and its ``terms`` (e.g. a driver shuffled or binned)."""
         frame = self.design.frame if frame is None else frame
-        terms = self.design.terms
+        terms = self.design.terms if terms is None else terms
         pp = purchase_params(self.purchase_cls())
         f = self.features
         data = pd.concat([f[[*RFM, "monetary_value"]].iloc[rows].reset_index(drop=True),
@@ -158,7 +158,7 @@ def per_period_alive(f: pd.DataFrame, cls: Any) -> pd.DataFrame:
     like causes of dropout. Dividing by the expected time alive so far, ``t_x + P(alive) (T - t_x)``
     (a plain purchase model of the same kind), removes that artefact. Adds ``alive_exposure``.
     """
-    if "exposure" not in f.columns:
+    if "exposure" not in f.columns or "alive_exposure" in f.columns:
         return f
     plain = cls().fit(f[RFM])
     p = np.asarray(plain.probability_alive(f[RFM]), dtype=float)

@@ -159,11 +159,17 @@ def fit_purchase(cls: Any, data: pd.DataFrame, terms: list[str]) -> tuple[Any, d
     return model, fits
 
 
-def _curve(model: Any, probe: pd.DataFrame, times: np.ndarray) -> np.ndarray:
-    """E[purchases in (T, T+t] | alive at T] per row for each t (probe has recency = T)."""
-    alive = np.asarray(model.probability_alive(probe), dtype=float)
-    return np.column_stack([model.conditional_expected_purchases(t, probe) for t in times]) \
-        / alive[:, None]
+def _curve(model: Any, p: dict[str, Any], x: np.ndarray, T: np.ndarray, times: np.ndarray
+           ) -> np.ndarray:
+    """E[purchases in (T, T+t] | alive at T] per row (per-row parameters ``p``) for each t:
+    shape (rows, times), in one broadcast evaluation."""
+    col = {k: (np.asarray(v, dtype=float)[:, None] if np.ndim(v) else v) for k, v in p.items()}
+    t = np.asarray(times, dtype=float)[None, :]
+    xc, Tc = x[:, None], T[:, None]
+    if "beta" in model._param_names:  # Pareto/NBD: (r+x)(beta+T)/(alpha+T) (1-q^(s-1))/(s-1)
+        rate = (col["r"] + xc) * (col["beta"] + Tc) / (col["alpha"] + Tc)
+        return rate * model._lifetime_factor(col["s"], (col["beta"] + Tc) / (col["beta"] + Tc + t))
+    return model._expected_if_alive(col, t, xc, Tc)
 
 
 def _value_of_curve(g: Callable[[np.ndarray], np.ndarray], horizon: int, disc: np.ndarray
@@ -180,23 +186,18 @@ def purchase_responses(model: Any, data: pd.DataFrame, spend_per_tx: np.ndarray,
     model's prefixed covariates): ``f_i(delta) = margin * spend_i * P(alive_i) * DET_i(delta)``."""
     disc = (1.0 + period_rate) ** -np.arange(1, horizon + 1, dtype=float)
     alive = np.asarray(model.probability_alive(data), dtype=float)
-    probe = data.copy()
-    probe["recency"] = probe["T"]
+    params = model.individual_params(data)
+    x, T = data["frequency"].to_numpy(dtype=float), data["T"].to_numpy(dtype=float)
     pnbd = "beta" in model._param_names
     # the base curve on a fine grid of times, to run it faster or slower
     top = np.exp(GRID[-1]) * horizon
     fine = np.concatenate([[0.0], np.geomspace(1e-3, top, 160)])
-    base_curve = _curve(model, probe, fine[1:])
-    base_curve = np.column_stack([np.zeros(len(probe)), base_curve])
+    base_curve = np.column_stack([np.zeros(len(x)), _curve(model, params, x, T, fine[1:])])
 
     def at(times: np.ndarray) -> np.ndarray:
-        out = np.empty((len(probe), len(times)))
-        for k, t in enumerate(times):
-            j = np.searchsorted(fine, t)
-            j = min(max(j, 1), len(fine) - 1)
-            w = (t - fine[j - 1]) / (fine[j] - fine[j - 1])
-            out[:, k] = base_curve[:, j - 1] * (1 - w) + base_curve[:, j] * w
-        return out
+        j = np.clip(np.searchsorted(fine, times), 1, len(fine) - 1)
+        w = (times - fine[j - 1]) / (fine[j] - fine[j - 1])
+        return base_curve[:, j - 1] * (1 - w) + base_curve[:, j] * w
 
     weight = margin * spend_per_tx * alive
     rate = np.column_stack([
@@ -207,18 +208,21 @@ def purchase_responses(model: Any, data: pd.DataFrame, spend_per_tx: np.ndarray,
             np.exp(-d) * _value_of_curve(lambda h, d=d: at(np.exp(d) * h), horizon, disc)
             for d in GRID])
     else:  # dropout propensity a times c in the posterior Beta(a c, b + x)
-        i_a = model._param_names.index("a")
-        cols = []
-        for d in GRID:
-            th = model._theta.copy()
-            th[i_a] += d
-            moved = model.with_theta(th)
-            cols.append(_value_of_curve(
-                lambda h, m=moved: np.column_stack([np.zeros(len(probe)), _curve(m, probe, h[1:])]),
-                horizon, disc))
-        drop = np.column_stack(cols)
-    return {"purchase_rate": Response(table=weight[:, None] * rate, scale=scale),
-            "dropout": Response(table=weight[:, None] * drop, scale=scale)}
+        drop = np.column_stack([
+            _value_of_curve(lambda hh, d=d: np.column_stack(
+                [np.zeros(len(x)), _curve(model, {**params, "a": params["a"] * np.exp(d)},
+                                          x, T, hh[1:])]), horizon, disc) for d in GRID])
+    return {"purchase_rate": Response(table=_filled(weight[:, None] * rate), scale=scale),
+            "dropout": Response(table=_filled(weight[:, None] * drop), scale=scale)}
+
+
+def _filled(table: np.ndarray) -> np.ndarray:
+    """Far out on the grid (rates e^3 times higher over long horizons) a hypergeometric value can
+    fail to evaluate for a few customers: carry the nearest evaluated value of the row."""
+    if np.isfinite(table).all():
+        return table
+    df = pd.DataFrame(table)
+    return df.ffill(axis=1).bfill(axis=1).fillna(0.0).to_numpy()
 
 
 def alive_periods(model: Any, data: pd.DataFrame, horizon: int, period_rate: float

@@ -1,0 +1,256 @@
+"""Growth levers: every candidate driver, declared in the value map or not, ranked by the change in
+customer equity of a realistic improvement, with the false discovery rate controlled.
+
+``cxasset levers --workspace WS [--spec map.yaml]`` runs :func:`rank_levers`:
+
+1. every mechanism is fitted on every candidate driver at once (adjusted associations);
+2. drivers with a significant effect are checked for a threshold (:mod:`.thresholds`); a found
+   threshold becomes a step term of the final models, so money follows the jump;
+3. each (driver, mechanism) gets its effect, p-value, and the change in customer equity of a
+   realistic step (declared in the spec; otherwise half a standard deviation, rounded, in the
+   direction that adds value) and of one standard deviation, with draws from the coefficients'
+   uncertainty;
+4. Benjamini-Hochberg q-values across all (driver, mechanism) pairs; a pair is *significant*
+   when ``q <= fdr``;
+5. significant pairs are re-checked (:mod:`.robustness`) and called *robust* or *fragile*;
+6. collinear drivers (variance inflation above 5) and drivers measured during the outcome window
+   (reverse causality possible) are flagged; top levers per segment; undeclared levers listed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from cxasset.levers.robustness import check_levers
+from cxasset.levers.thresholds import Threshold, bin_edges, binned_frame, check
+from cxasset.valuemap.build import LinkResult, assess, quantiles
+from cxasset.valuemap.drivers import candidate_names, collinearity
+from cxasset.valuemap.estimate import Estimate, Evidence, estimate
+from cxasset.valuemap.spec import ValueMapSpec
+
+VIF_LIMIT = 5.0
+Progress = Callable[[str], None]
+
+
+def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
+    """q-values of Benjamini & Hochberg (1995) (NaN p-values stay NaN and are not counted)."""
+    p = np.asarray(p, dtype=float)
+    q = np.full(len(p), np.nan)
+    ok = np.isfinite(p)
+    m = int(ok.sum())
+    if not m:
+        return q
+    order = np.argsort(p[ok])
+    ranked = p[ok][order] * m / np.arange(1, m + 1)
+    ranked = np.minimum.accumulate(ranked[::-1])[::-1]
+    vals = np.empty(m)
+    vals[order] = np.minimum(ranked, 1.0)
+    q[ok] = vals
+    return q
+
+
+def nice_step(sd: float) -> float:
+    """Half a standard deviation to two significant digits."""
+    return float(f"{0.5 * sd:.2g}") if sd > 0 else 1.0
+
+
+@dataclass
+class LeverReport:
+    """The ranked levers and how they were found."""
+
+    levers: list[dict[str, Any]]  # one per (driver, mechanism), ranked by impact
+    drivers: list[dict[str, Any]]  # one per driver: all mechanisms together
+    segments: dict[str, list[dict[str, Any]]]
+    undeclared: list[str]
+    thresholds: dict[str, dict[str, Any]]
+    fdr: float
+    equity: float
+    currency: str
+    notes: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"levers": self.levers, "drivers": self.drivers, "segments": self.segments,
+                "undeclared_levers": self.undeclared, "thresholds": self.thresholds,
+                "fdr": self.fdr, "customer_equity": self.equity, "currency": self.currency,
+                "notes": self.notes,
+                "method": f"Benjamini-Hochberg false discovery rate {self.fdr:.0%} across "
+                          f"{len(self.levers)} driver-mechanism pairs; effects are associations "
+                          "adjusted for the other drivers and the controls"}
+
+
+def rank_levers(ws: Any, spec: ValueMapSpec | None = None, *, draws: int = 400, seed: int = 0,
+                max_fit: int = 200_000, max_score: int = 20_000, robustness: bool = True,
+                thresholds: bool = True, threshold_rows: int = 50_000,
+                progress: Progress | None = None) -> LeverReport:
+    """Rank every candidate driver of the workspace's book (see the module docstring)."""
+    say = progress or (lambda _m: None)
+    spec = spec or ValueMapSpec()
+    declared = {v.feature: v for v in spec.cx_variables}
+    est = estimate(ws, None, spec.controls, referred_value=spec.assumptions.referred_customer_value,
+                   seed=seed, max_fit=max_fit, max_score=max_score, progress=progress)
+    missing = [d for d in declared if d not in est.design.drivers]
+    if missing:
+        names = candidate_names(est.features)
+        est = estimate(ws, [*names, *[d for d in missing if d not in names]], spec.controls,
+                       referred_value=spec.assumptions.referred_customer_value, seed=seed,
+                       max_fit=max_fit, max_score=max_score, features=est.features)
+    drivers = list(est.design.drivers)
+    pairs = [(d, m) for d in drivers for m in est.mechanisms]
+    p0 = np.array([est.fits[m].effect(d, est.design)[2] for d, m in pairs])
+    q0 = benjamini_hochberg(p0)
+    found: dict[str, Threshold] = {}
+    if thresholds:
+        cands = sorted({d for (d, _), q in zip(pairs, q0, strict=True) if q <= spec.fdr})
+        for d in cands:
+            x = est.design.raw(d)
+            if len(np.unique(x)) < 6:
+                continue
+            say(f"checking {d} for a threshold")
+            t = _threshold(est, d, threshold_rows, seed)
+            if t is not None:
+                found[d] = t
+        if found:
+            say(f"refitting with threshold terms for {', '.join(found)}")
+            est = estimate(ws, drivers, spec.controls,
+                           referred_value=spec.assumptions.referred_customer_value, seed=seed,
+                           max_fit=max_fit, max_score=max_score, features=est.features,
+                           thresholds={d: t.cut for d, t in found.items() if t.cut is not None})
+
+    say("valuing every driver and mechanism")
+    results: list[LinkResult] = []
+    for d in drivers:
+        var = declared.get(d)
+        sd = est.design.drivers[d].sd
+        if var is not None:
+            step = var.step if var.better == "higher" else -var.step
+        else:
+            trial = sum(est.impact(d, m, nice_step(sd), draws=1)[0] for m in est.mechanisms)
+            step = nice_step(sd) * (1 if trial >= 0 else -1)
+        links = {k.mechanism: k for k in (spec.links or []) if declared.get(k.driver) is var
+                 or k.driver == d}
+        for m in est.mechanisms:
+            link = links.get(m)
+            ev = None if link is None or link.experiment is None else Evidence(
+                link.experiment.effect, link.experiment.std_err, link.experiment.use)
+            r = assess(est, d, m, step, label=var.name if var else d,
+                       unit=var.unit if var else "", evidence=ev, draws=draws, seed=seed)
+            r.p_value = _joint_p(est, d, m) if ev is None else r.p_value
+            results.append(r)
+    q = benjamini_hochberg(np.array([r.p_value for r in results]))
+    vif = collinearity(est.design)
+    sig = [(r, qi) for r, qi in zip(results, q, strict=True) if qi <= spec.fdr]
+    checks = {}
+    if robustness and sig:
+        say(f"re-checking {len(sig)} significant levers (placebo, halves, second estimator)")
+        checks = check_levers(est, [(r.driver, r.mechanism, r.effect) for r, _ in sig],
+                              seed=seed)
+    entries = []
+    for r, qi in zip(results, q, strict=True):
+        drv = est.design.drivers[r.driver]
+        t = found.get(r.driver)
+        rob = checks.get((r.driver, r.mechanism))
+        significant = bool(qi <= spec.fdr)
+        entries.append({
+            "driver": r.driver, "label": r.label, "mechanism": r.mechanism,
+            "outcome": r.outcome, "unit": r.unit, "step": r.step,
+            "direction": "higher" if r.step > 0 else "lower",
+            "impact": _q(r.impact), "impact_per_sd": _q(r.impact_per_sd),
+            "effect": r.to_dict()["effect"], "p_value": r.p_value, "q_value": float(qi),
+            "significant": significant,
+            "robust": (rob.robust if rob is not None else None) if significant else None,
+            "robustness": rob.to_dict() if rob is not None else None,
+            "evidence": r.evidence,
+            "threshold": t.cut if t is not None else None,
+            "declared": r.driver in declared,
+            "vif": vif[r.driver], "collinear": vif[r.driver] > VIF_LIMIT,
+            "reverse_causality": drv.concurrent,
+            "measured_from": drv.source,
+        })
+    entries.sort(key=lambda e: -e["impact"]["mean"])
+    by_driver = _by_driver(est, drivers, results, entries, draws, seed)
+    segments = _segments(est, [e for e in entries if e["significant"]], draws, seed)
+    undeclared = sorted({e["driver"] for e in entries if e["significant"] and not e["declared"]
+                         and e["impact"]["mean"] > 0})
+    notes = list(est.notes)
+    if any(e["collinear"] for e in entries):
+        notes.append("collinear drivers (VIF > 5): their separate effects are poorly "
+                     "identified; read them together")
+    report = LeverReport(entries, by_driver, segments, undeclared,
+                         {d: t.to_dict() for d, t in found.items()}, spec.fdr, est.equity,
+                         est.settings.currency, notes)
+    ws.save_artifact("levers", report.to_dict())
+    return report
+
+
+def _q(d: dict[str, float]) -> dict[str, float]:
+    return {k: d[k] for k in ("p5", "p50", "p95", "mean", "estimate")}
+
+
+def _joint_p(est: Estimate, driver: str, mechanism: str) -> float:
+    """Wald test of the driver's linear and threshold terms together."""
+    fit = est.fits[mechanism]
+    terms = [driver, *[t for t, (d, _) in est.design.extra.items() if d == driver]]
+    idx = [fit.terms.index(t) for t in terms]
+    b, V = fit.coef[idx], fit.cov[np.ix_(idx, idx)]
+    stat = float(b @ np.linalg.pinv(V) @ b)
+    return float(stats.chi2.sf(stat, len(idx)))
+
+
+def _threshold(est: Estimate, driver: str, max_rows: int, seed: int) -> Threshold | None:
+    """The binned check in every mechanism; the most significant threshold found, if any."""
+    x = est.design.raw(driver)
+    miss = est.design.frame.get(f"{driver}:missing")
+    seen = np.ones(len(x), bool) if miss is None else miss.to_numpy() == 0
+    edges = bin_edges(x[seen])
+    if len(edges) < 3:
+        return None
+    frame, names = binned_frame(est.design, driver, edges)
+    terms = [t for t in est.design.terms if t != driver] + names
+    rng = np.random.default_rng(seed + 2)
+    rows = np.sort(rng.choice(est.fit_rows, size=min(len(est.fit_rows), max_rows),
+                              replace=False))
+    fits = est.refit(rows, frame, terms)
+    found = [check(fit, est.design, driver, names, edges) for fit in fits.values()]
+    best = min(found, key=lambda t: t.p_value)
+    return best if best.cut is not None else None
+
+
+def _by_driver(est: Estimate, drivers: list[str], results: list[LinkResult],
+               entries: list[dict[str, Any]], draws: int, seed: int) -> list[dict[str, Any]]:
+    out = []
+    for d in drivers:
+        rs = [r for r in results if r.driver == d]
+        total = sum(est.impact(d, r.mechanism, r.step, draws=draws, seed=seed) for r in rs)
+        es = [e for e in entries if e["driver"] == d]
+        out.append({"driver": d, "label": rs[0].label, "step": rs[0].step,
+                    "impact": _q(quantiles(np.asarray(total))),
+                    "significant": any(e["significant"] for e in es),
+                    "robust": any(e["robust"] for e in es if e["robust"] is not None),
+                    "mechanisms": [e["mechanism"] for e in es if e["significant"]]})
+    out.sort(key=lambda e: -e["impact"]["mean"])
+    return out
+
+
+def _segments(est: Estimate, sig: list[dict[str, Any]], draws: int, seed: int,
+              top: int = 3) -> dict[str, list[dict[str, Any]]]:
+    """Top significant levers by their change in each segment's equity (same coefficients)."""
+    if "segment" not in est.features.columns or not sig:
+        return {}
+    seg = est.features["segment"].astype("string").fillna("(missing)").to_numpy()[est.scored]
+    out = {}
+    for level in sorted(set(seg)):
+        mask = seg == level
+        rows = []
+        for e in sig:
+            imp = est.impact(e["driver"], e["mechanism"], e["step"], draws=draws, seed=seed,
+                             rows=mask)
+            rows.append({"driver": e["driver"], "mechanism": e["mechanism"],
+                         "step": e["step"], "impact": _q(quantiles(imp))})
+        rows.sort(key=lambda r: -r["impact"]["mean"])
+        out[str(level)] = rows[:top]
+    return out
