@@ -15,6 +15,9 @@ customer equity of a realistic improvement, with the false discovery rate contro
 5. significant pairs are re-checked (:mod:`.robustness`) and called *robust* or *fragile*;
 6. collinear drivers (variance inflation above 5) and drivers measured during the outcome window
    (reverse causality possible) are flagged; top levers per segment; undeclared levers listed.
+
+Thresholds are checked for at most ``max_checks`` significant drivers: those fixed at the start
+of the relationship (onboarding, attributes) first, then by significance.
 """
 
 from __future__ import annotations
@@ -85,7 +88,7 @@ class LeverReport:
 
 def rank_levers(ws: Any, spec: ValueMapSpec | None = None, *, draws: int = 400, seed: int = 0,
                 max_fit: int = 200_000, max_score: int = 20_000, robustness: bool = True,
-                thresholds: bool = True, threshold_rows: int = 50_000,
+                thresholds: bool = True, threshold_rows: int = 30_000, max_checks: int = 6,
                 progress: Progress | None = None) -> LeverReport:
     """Rank every candidate driver of the workspace's book (see the module docstring)."""
     say = progress or (lambda _m: None)
@@ -105,8 +108,13 @@ def rank_levers(ws: Any, spec: ValueMapSpec | None = None, *, draws: int = 400, 
     q0 = benjamini_hochberg(p0)
     found: dict[str, Threshold] = {}
     if thresholds:
-        cands = sorted({d for (d, _), q in zip(pairs, q0, strict=True) if q <= spec.fdr})
-        for d in cands:
+        best_q: dict[str, float] = {}
+        for (d, _), qi in zip(pairs, q0, strict=True):
+            if qi <= spec.fdr:
+                best_q[d] = min(best_q.get(d, 1.0), qi)
+        # drivers fixed at the start of the relationship first, then the most significant
+        cands = sorted(best_q, key=lambda d: (est.design.drivers[d].concurrent, best_q[d]))
+        for d in cands[:max_checks]:
             x = est.design.raw(d)
             if len(np.unique(x)) < 6:
                 continue
@@ -138,7 +146,8 @@ def rank_levers(ws: Any, spec: ValueMapSpec | None = None, *, draws: int = 400, 
             ev = None if link is None or link.experiment is None else Evidence(
                 link.experiment.effect, link.experiment.std_err, link.experiment.use)
             r = assess(est, d, m, step, label=var.name if var else d,
-                       unit=var.unit if var else "", evidence=ev, draws=draws, seed=seed)
+                       unit=var.unit if var else "", evidence=ev, draws=draws, seed=seed,
+                       per_unit=False)
             r.p_value = _joint_p(est, d, m) if ev is None else r.p_value
             results.append(r)
     q = benjamini_hochberg(np.array([r.p_value for r in results]))

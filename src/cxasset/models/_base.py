@@ -159,6 +159,8 @@ class BaseModel(ABC):
         cells, w = compress(data, [*self._data_columns, *cov_cols], weights)
         arrays = {c: cells[c].to_numpy(dtype=float) for c in cells.columns}
         self._arrays, self._w = self._prepare(arrays), w
+        for name, cols in self.covariates_.items():
+            self._arrays[f"__z__:{name}"] = np.column_stack([arrays[c] for c in cols])
         theta0 = self._pack_start(self._initial_params(arrays, w))
         res = self._optimise(theta0)
         self._theta = res.x
@@ -224,7 +226,9 @@ class BaseModel(ABC):
         for name, cols in self.covariates_.items():
             gamma = theta[i : i + len(cols)]
             i += len(cols)
-            z = np.column_stack([arrays[c] for c in cols])
+            z = arrays.get(f"__z__:{name}")  # stacked once per fit by fit()
+            if z is None or z.shape[1] != len(cols):
+                z = np.column_stack([arrays[c] for c in cols])
             p[name] = p[name] * np.exp(self._covariate_params[name] * (z @ gamma))
         return p
 

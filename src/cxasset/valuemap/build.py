@@ -70,8 +70,9 @@ class LinkResult:
 
 def assess(est: Estimate, driver: str, mechanism: str, step: float, *, label: str = "",
            unit: str = "", evidence: Evidence | None = None, draws: int = 400, seed: int = 0,
-           rows: np.ndarray | None = None) -> LinkResult:
-    """Effect and money of one link; ``step`` signed in the driver's unit."""
+           rows: np.ndarray | None = None, per_unit: bool = True) -> LinkResult:
+    """Effect and money of one link; ``step`` signed in the driver's unit (``per_unit=False``
+    skips the money of one unit, which lever ranking does not show)."""
     if not est.supports(mechanism):
         raise ModelDataError(f"the book cannot support mechanism {mechanism!r} (it needs "
                              f"{MECHANISM_NEEDS[mechanism]}); supported: "
@@ -90,10 +91,10 @@ def assess(est: Estimate, driver: str, mechanism: str, step: float, *, label: st
     sd = est.design.drivers[driver].sd
     kw = {"draws": draws, "seed": seed, "rows": rows, "evidence": evidence}
     imp = est.impact(driver, mechanism, step, **kw)
-    per_unit = est.impact(driver, mechanism, 1.0, **kw)
     per_sd = est.impact(driver, mechanism, sd, **kw)
+    unit_q = quantiles(est.impact(driver, mechanism, 1.0, **kw)) if per_unit else {}
     return LinkResult(driver, label or driver, mechanism, step, unit, b, se, p, quantiles(imp),
-                      quantiles(per_unit), quantiles(per_sd), kind)
+                      unit_q, quantiles(per_sd), kind)
 
 
 def _norm_sf(z: float) -> float:

@@ -57,6 +57,8 @@ class Driver:
     missing_share: float
     source: str  # the book table it is measured from
     concurrent: bool  # measured during the outcome window (reverse causality possible)
+    lower: float = -np.inf  # a change never moves the driver outside [lower, upper]
+    upper: float = np.inf
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -85,7 +87,8 @@ class Design:
     def shifted(self, name: str, step: float, frame: pd.DataFrame | None = None
                 ) -> pd.DataFrame:
         """The model columns (of ``frame``, default all customers) with ``name`` moved by
-        ``step`` in its own unit and its threshold terms recomputed; missing values stay
+        ``step`` in its own unit (kept within the driver's range: a non-negative driver stays
+        >= 0, a share within [0, 1]) and its threshold terms recomputed; missing values stay
         missing (their flag is a control) and are not moved."""
         out = (self.frame if frame is None else frame).copy()
         d = self.drivers[name]
@@ -94,7 +97,8 @@ class Design:
         if miss in out.columns:
             move &= out[miss].to_numpy() == 0
         z = out[name].to_numpy(dtype=float)
-        out[name] = np.where(move, z + step / d.sd, z)
+        x = np.clip(z * d.sd + d.mean + step, d.lower, d.upper)
+        out[name] = np.where(move, (x - d.mean) / d.sd, z)
         x = out[name].to_numpy(dtype=float) * d.sd + d.mean
         for term, (drv, cut) in self.extra.items():
             if drv == name:
@@ -199,9 +203,11 @@ def build_design(f: pd.DataFrame, drivers: Sequence[str], controls: Sequence[str
         filled = np.where(seen, x, med)
         mean, sd = float(filled.mean()), float(filled.std())
         table, concurrent = source_of(name)
+        lo, hi = float(x[seen].min()), float(x[seen].max())
         info[name] = Driver(name, mean, sd, med, float(np.quantile(x[seen], 0.05)),
                             float(np.quantile(x[seen], 0.95)), float(1 - seen.mean()), table,
-                            concurrent)
+                            concurrent, 0.0 if lo >= 0 else -np.inf,
+                            1.0 if lo >= 0 and hi <= 1 and not np.allclose(x[seen], 1) else np.inf)
         cols[name] = (filled - mean) / sd
         if not seen.all():
             cols[f"{name}:missing"] = (~seen).astype(float)

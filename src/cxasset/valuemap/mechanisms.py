@@ -50,7 +50,7 @@ MECHANISMS: dict[str, tuple[str, str]] = {
 #: Which way a positive effect moves customer equity.
 EQUITY_SIGN = {"purchase_rate": 1, "dropout": -1, "spend": 1, "cost_to_serve": -1,
                "referrals": 1, "retention": -1}
-GRID = np.linspace(-3.0, 3.0, 25)  # shifts of a mechanism's log scale tabulated per customer
+GRID = np.linspace(-2.0, 2.0, 17)  # shifts of a mechanism's log scale tabulated per customer
 
 
 @dataclass
@@ -59,7 +59,7 @@ class Response:
 
     Either ``base`` (then ``f_i(delta) = base_i * exp(delta)``) or ``table`` (``f_i`` tabulated on
     :data:`GRID`, linearly interpolated; shifts beyond the grid are clipped to it, i.e. a
-    multiplier beyond exp(+-3) is not extrapolated).
+    multiplier beyond exp(+-2) = x7.4 is not extrapolated).
     """
 
     base: np.ndarray | None = None
