@@ -1,0 +1,218 @@
+"""Mechanism models and responses: exact Response arithmetic, the Poisson GLM against
+statsmodels, and the purchase responses against the CLV of :mod:`cxasset.valuation.clv`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+
+from cxasset.exceptions import ModelDataError
+from cxasset.valuation.clv import customer_value
+from cxasset.valuemap.drivers import build_design
+from cxasset.valuemap.estimate import RFM, Estimate, fit_spend
+from cxasset.valuemap.mechanisms import (
+    GRID,
+    MechanismFit,
+    Response,
+    _filled,
+    _value_of_curve,
+    fit_purchase,
+    poisson_glm,
+    prefixed,
+    purchase_params,
+)
+
+MID = len(GRID) // 2
+
+
+# --------------------------------------------------------------------------- Response
+def test_base_response_is_exact() -> None:
+    base = np.array([10.0, 20.0, 5.0])
+    r = Response(base=base, scale=3.0)
+    d = np.array([0.1, -0.2, 0.5])
+    assert r.change(d) == pytest.approx(3.0 * np.sum(base * (np.exp(d) - 1)), rel=1e-14)
+    assert r.change(np.zeros(3)) == 0.0
+    dd = np.column_stack([d, 2 * d, np.zeros(3)])
+    np.testing.assert_allclose(r.change(dd), [r.change(d), r.change(2 * d), 0.0], rtol=1e-14)
+
+
+def test_table_response_interpolates_linearly() -> None:
+    rng = np.random.default_rng(0)
+    tab = np.cumsum(rng.uniform(0, 1, (4, len(GRID))), axis=1)
+    r = Response(table=tab, scale=2.0)
+    zero = tab[:, MID]
+    for j in (0, 3, MID, len(GRID) - 1):  # at grid points: exact
+        got = r.change(np.full(4, GRID[j]))
+        assert got == pytest.approx(2.0 * np.sum(tab[:, j] - zero), rel=1e-12)
+    # per customer a different point, between grid points
+    j = np.array([1, 5, 9, 14])
+    w = np.array([0.25, 0.5, 0.9, 0.0])
+    d = GRID[j] + w * (GRID[1] - GRID[0])
+    f = tab[np.arange(4), j] * (1 - w) + tab[np.arange(4), j + 1] * w
+    assert r.change(d) == pytest.approx(2.0 * np.sum(f - zero), rel=1e-12)
+    # beyond the grid: clipped, not extrapolated
+    assert r.change(np.full(4, 5.0)) == pytest.approx(r.change(np.full(4, GRID[-1])), rel=1e-12)
+    assert r.change(np.full(4, -9.0)) == pytest.approx(r.change(np.full(4, GRID[0])), rel=1e-12)
+    # (n, draws) deltas: one total per draw
+    dd = np.column_stack([d, np.zeros(4), np.full(4, GRID[2])])
+    np.testing.assert_allclose(r.change(dd), [r.change(d), 0.0, r.change(np.full(4, GRID[2]))],
+                               rtol=1e-12)
+
+
+def test_table_and_base_agree_for_exponential_table() -> None:
+    base = np.array([3.0, 7.0])
+    tab = base[:, None] * np.exp(GRID)[None, :]
+    d = np.array([GRID[4], GRID[12]])
+    assert Response(table=tab).change(d) == pytest.approx(Response(base=base).change(d),
+                                                          rel=1e-12)
+
+
+def test_filled_carries_nearest_value() -> None:
+    t = np.array([[1.0, np.nan, 3.0, np.nan], [np.nan, 2.0, 2.5, 4.0], [np.nan] * 4])
+    np.testing.assert_array_equal(_filled(t), [[1, 1, 3, 3], [2, 2, 2.5, 4], [0, 0, 0, 0]])
+    ok = np.ones((2, 3))
+    assert _filled(ok) is ok
+
+
+# --------------------------------------------------------------------------- MechanismFit
+def test_effect_is_per_unit_of_the_driver() -> None:
+    f = pd.DataFrame({"customer_id": np.arange(100), "x": np.arange(100.0) * 2})
+    d = build_design(f, ["x"], [])
+    sd = d.drivers["x"].sd
+    fit = MechanismFit("dropout", ["x", "c"], np.array([0.5, 1.0]),
+                       np.diag([0.04, 1.0]), 100, "test")
+    b, se, p = fit.effect("x", d)
+    assert (b, se) == pytest.approx((0.5 / sd, 0.2 / sd), rel=1e-14)
+    assert p == pytest.approx(2 * 0.006209665325776132, rel=1e-9)  # 2 * Phi(-2.5)
+    assert fit.effect("c", d)[:2] == (1.0, 1.0)  # a 0/1 term: per unit of itself
+
+
+# --------------------------------------------------------------------------- Poisson GLM
+def simulated_counts(n: int = 4000, seed: int = 0) -> tuple[np.ndarray, np.ndarray,
+                                                             pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    x = pd.DataFrame({"z": rng.normal(size=n), "flag": (rng.random(n) < 0.3).astype(float)})
+    exposure = rng.uniform(0.5, 10, n)
+    mu = exposure * np.exp(-1.0 + 0.4 * x["z"] + np.log(1.5) * x["flag"])
+    y = rng.poisson(mu * rng.gamma(2.0, 0.5, n)).astype(float)  # overdispersed
+    return y, exposure, x
+
+
+def test_poisson_glm_matches_statsmodels() -> None:
+    y, exposure, x = simulated_counts()
+    exposure[:50] = 0.0  # no exposure: not fitted
+    fit = poisson_glm(y, exposure, x, "cost_to_serve")
+    ok = exposure > 0
+    ref = sm.GLM(y[ok], sm.add_constant(x[ok].to_numpy()), family=sm.families.Poisson(),
+                 offset=np.log(exposure[ok])).fit(cov_type="HC0")
+    np.testing.assert_allclose(fit.coef, ref.params[1:], rtol=0, atol=1e-8)
+    assert fit.intercept == pytest.approx(ref.params[0], abs=1e-8)
+    np.testing.assert_allclose(fit.cov, np.asarray(ref.cov_params())[1:, 1:], rtol=1e-6)
+    assert fit.n_obs == ok.sum() and fit.terms == ["z", "flag"] and fit.notes == []
+    assert fit.name == "cost_to_serve" and fit.model == "poisson_glm"
+
+
+def test_poisson_glm_recovers_planted_rate_ratio() -> None:
+    y, exposure, x = simulated_counts(n=20_000, seed=1)
+    fit = poisson_glm(y, exposure, x, "referrals")
+    b, se = fit.coef[1], np.sqrt(fit.cov[1, 1])
+    assert abs(b - np.log(1.5)) < 4 * se
+    assert se < 0.03
+    assert abs(fit.coef[0] - 0.4) < 4 * np.sqrt(fit.cov[0, 0])
+    # sandwich errors exceed the model-based ones under overdispersion
+    naive = sm.GLM(y, sm.add_constant(x.to_numpy()), family=sm.families.Poisson(),
+                   exposure=exposure).fit()
+    assert se > 1.2 * naive.bse[2]
+
+
+def test_poisson_glm_without_events() -> None:
+    _, exposure, x = simulated_counts(n=200)
+    with pytest.raises(ModelDataError, match="referrals: nobody has any event"):
+        poisson_glm(np.zeros(200), exposure, x, "referrals")
+
+
+def test_prefixed() -> None:
+    df = pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0], "c": [5.0, 6.0]})
+    out = prefixed(df, ["a", "b"], ["alpha", "a"])
+    assert list(out.columns) == ["alpha:a", "alpha:b", "a:a", "a:b"]
+    np.testing.assert_array_equal(out["a:b"], [3.0, 4.0])
+
+
+# --------------------------------------------------------------------------- purchase responses
+def test_value_of_curve() -> None:
+    disc = 0.9 ** np.arange(1, 6)
+
+    def g(h: np.ndarray) -> np.ndarray:
+        return np.vstack([h**2, np.sqrt(h)])
+
+    h = np.arange(6.0)
+    want = [np.sum(np.diff(h**2) * disc), np.sum(np.diff(np.sqrt(h)) * disc)]
+    np.testing.assert_allclose(_value_of_curve(g, 5, disc), want, rtol=1e-14)
+
+
+def refit(est: Estimate) -> tuple[object, object, pd.DataFrame]:
+    """The estimate's purchase and spend models fitted again, and the scored customers' data."""
+    f, terms, cls = est.features, est.design.terms, est.purchase_cls
+    pp = purchase_params(cls())
+
+    def data(rows: np.ndarray) -> pd.DataFrame:
+        return pd.concat([f[[*RFM, "monetary_value"]].iloc[rows].reset_index(drop=True),
+                          prefixed(est.design.frame.iloc[rows].reset_index(drop=True), terms,
+                                   [*pp.values(), "gamma"])], axis=1)
+
+    fdata = data(est.fit_rows)
+    model, fits = fit_purchase(cls, fdata, terms)
+    for m in ("purchase_rate", "dropout"):
+        np.testing.assert_allclose(fits[m].coef, est.fits[m].coef, rtol=1e-10)
+    spend, _ = fit_spend(fdata, terms)
+    return model, spend, data(est.scored)
+
+
+def test_equity_is_the_zero_shift_of_the_purchase_response(vm_est: Estimate) -> None:
+    r = vm_est.responses["purchase_rate"]
+    assert r.table is not None
+    assert vm_est.equity == pytest.approx(r.scale * r.table[:, MID].sum(), rel=1e-12)
+    spend = vm_est.responses["spend"]
+    assert spend.base is not None
+    np.testing.assert_allclose(spend.base, r.table[:, MID], rtol=1e-12)
+    d = vm_est.responses["dropout"]
+    assert d.table is not None
+    # the dropout table is evaluated at whole periods, the rate table interpolated on a fine
+    # grid of times: the same value to the interpolation error (about 4e-4)
+    np.testing.assert_allclose(d.table[:, MID], r.table[:, MID], rtol=2e-3)
+    assert r.scale == pytest.approx(len(vm_est.features) / len(vm_est.scored))
+
+
+def test_purchase_response_at_zero_is_the_clv(vm_est: Estimate) -> None:
+    """margin * spend * DET of the same fitted models: cxasset.valuation.clv and a direct sum
+    of conditional_expected_purchases."""
+    model, spend, sdata = refit(vm_est)
+    s = vm_est.settings
+    clv0 = vm_est.responses["purchase_rate"].table[:, MID]  # type: ignore[index]
+    v = customer_value(model, spend, sdata, s, interval=False)
+    np.testing.assert_allclose(clv0, v.customers["clv"].to_numpy(), rtol=2e-3, atol=1e-6)
+    assert clv0.sum() == pytest.approx(v.customers["clv"].sum(), rel=5e-4)
+
+    h = np.arange(1, s.horizon + 1, dtype=float)
+    cum = np.column_stack([np.zeros(len(sdata))]
+                          + [model.conditional_expected_purchases(t, sdata) for t in h])
+    det = np.diff(cum, axis=1) @ (1 + s.period_rate) ** -h
+    direct = s.margin_rate * spend.conditional_expected_average_profit(sdata) * det
+    np.testing.assert_allclose(clv0, direct, rtol=2e-3, atol=1e-6)
+
+
+def test_purchase_rate_up_adds_value_dropout_up_destroys_it(vm_est: Estimate) -> None:
+    rate = vm_est.responses["purchase_rate"].table
+    drop = vm_est.responses["dropout"].table
+    assert rate is not None and drop is not None
+    assert np.isfinite(rate).all() and np.isfinite(drop).all() and (rate >= 0).all()
+    tol = 1e-9 * rate.max()
+    assert (np.diff(rate, axis=1) >= -tol).all()  # every customer, every grid step
+    assert (np.diff(drop, axis=1) <= tol).all()
+    assert np.diff(rate.sum(axis=0)).min() > 0
+    assert np.diff(drop.sum(axis=0)).max() < 0
+    # BG/NBD purchase rate c times higher: the value is below c times the value (discounting
+    # and dropout come sooner in event time) and above the value itself
+    assert rate[:, MID + 2].sum() < np.exp(GRID[MID + 2]) * rate[:, MID].sum()
