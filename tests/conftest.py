@@ -17,9 +17,9 @@ settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True
 settings.register_profile("explore", deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
-from cxasset.book import Workspace
-from cxasset.exceptions import BookWarning
-from cxasset.models.workflow import FitReport, fit_workspace
+from cxasset.book import Workspace  # noqa: E402 (after the hypothesis profile is loaded)
+from cxasset.exceptions import BookWarning  # noqa: E402 (after the hypothesis profile is loaded)
+from cxasset.models.workflow import FitReport, fit_workspace  # noqa: E402 (after the hypothesis profile is loaded)
 
 #: ``shared/data`` sits next to the repository.
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -21,7 +21,7 @@ from cxasset.features import RFM_COLUMNS
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CDNOW = SHARED_DATA / "cdnow_sample"
 EXAMPLE_BOOK = Path(__file__).resolve().parents[1] / "examples" / "book"
-COMMANDS = ["ingest", "info", "features", "fit", "value", "synth", "demo"]
+COMMANDS = ["ingest", "info", "features", "fit", "value", "map", "levers", "synth", "demo"]
 
 runner = CliRunner()
 
@@ -239,7 +239,10 @@ def test_synth(tmp_path: Path) -> None:
 
 def test_demo_json(tmp_path: Path) -> None:
     d = run_json("demo", "--out", tmp_path / "demo", "--customers", "1500")
-    assert {"book", "workspace", "rows", "summary", "fit", "value"} <= set(d)
+    assert {"book", "workspace", "rows", "summary", "fit", "value", "valuemap", "levers"} <= set(d)
+    assert d["valuemap"]["links"] and d["levers"]["levers"]
+    assert {"driver", "mechanism", "step", "impact", "q_value", "significant", "robust",
+            "threshold"} <= set(d["levers"]["levers"][0])
     assert d["rows"]["customers"] == 1500
     assert d["fit"]["model"] in {"bgnbd", "mbgnbd", "pnbd"}
     assert {c["model"] for c in d["fit"]["candidates"]} == {"bgnbd", "mbgnbd", "pnbd"}
@@ -254,7 +257,7 @@ def test_demo_json(tmp_path: Path) -> None:
 def test_demo_human(tmp_path: Path) -> None:
     r = run("demo", "--out", tmp_path / "demo", "--customers", "1000", "--seed", "2")
     for text in ("1,000 customers", "repeat buyers", "Backtest", "customer equity",
-                 "try: cxasset value"):
+                 "Growth levers", "try: cxasset levers"):
         assert text in flat(r.stdout)
 
 

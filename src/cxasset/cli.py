@@ -444,6 +444,8 @@ def levers(
     draws: Annotated[int, typer.Option(help="Draws of the coefficients for intervals.")] = 200,
     robustness: Annotated[bool, typer.Option(help="Re-check significant levers (placebo, "
                                              "halves, double ML).")] = True,
+    thresholds: Annotated[bool, typer.Option(help="Check significant drivers for a threshold "
+                                             "(binned refits).")] = True,
     top: Annotated[int, typer.Option(help="Levers shown in the table.")] = 15,
     as_json: JsonOpt = False,
 ) -> None:
@@ -459,7 +461,7 @@ def levers(
 
     sp = _spec(spec)
     with Workspace(workspace) as ws, _progress(not as_json) as update:
-        rep = rank_levers(ws, sp, draws=draws, robustness=robustness,
+        rep = rank_levers(ws, sp, draws=draws, robustness=robustness, thresholds=thresholds,
                           progress=lambda m: update(description=m)).to_dict()
     if as_json:
         _emit_json(rep)
@@ -528,7 +530,8 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
     as_json: JsonOpt = False,
 ) -> None:
-    """The main job end to end on a synthetic book: synth -> ingest -> features -> fit -> value.
+    """The main job end to end on a synthetic book: synth -> ingest -> features -> fit -> value
+    -> value map -> levers.
 
     Example:
 
@@ -536,13 +539,17 @@ def demo(
     """
     from cxasset.book import Workspace
     from cxasset.features import workspace_features
+    from cxasset.levers.rank import rank_levers
     from cxasset.models.workflow import fit_workspace
+    from cxasset.report.text import money
     from cxasset.synth import generate
     from cxasset.valuation import value_workspace
+    from cxasset.valuemap.build import value_map
+    from cxasset.valuemap.graph import graph, svg
 
     book = out_dir / "book"
     ws = Workspace(out_dir / "workspace")
-    steps = 5
+    steps = 7
     with _progress(not as_json, total=customers) as update:
         update(description=f"1/{steps} synthesising the customer book")
         generate(book, customers=customers, seed=seed,
@@ -558,14 +565,23 @@ def demo(
                                progress=lambda m: update(description=f"4/{steps} {m}"))
         update(description=f"5/{steps} valuing the customer base")
         valuation = value_workspace(ws)
+        spec = _starter(ws)
+        (out_dir / "map.yaml").write_text(spec.to_yaml())
+        vmap = value_map(ws, spec, progress=lambda m: update(description=f"6/{steps} map: {m}"))
+        lever_report = rank_levers(ws, spec, progress=lambda m: update(
+            description=f"7/{steps} levers: {m}"))
         ws.close()
+    vmap_d, levers_d = vmap.to_dict(), lever_report.to_dict()
+    g = graph(vmap_d)
+    (out_dir / "valuemap.svg").write_text(svg(g, lambda v: money(v, vmap_d["currency"])))
     summary = _demo_summary(feats, s)
     fit_d, value_d = fitted.to_dict(), valuation.to_dict()
     if as_json:
         _emit_json({"book": str(book), "workspace": str(ws.path), "rows": report.rows,
-                    "summary": summary, "fit": fit_d, "value": value_d})
+                    "summary": summary, "fit": fit_d, "value": value_d, "valuemap": vmap_d,
+                    "levers": levers_d})
         return
-    from cxasset.report.text import fit_tables, value_table
+    from cxasset.report.text import fit_tables, levers_table, value_table
 
     table = Table("measure", "value", title=f"Customer book {book} · {report.rows['customers']:,}"
                   f" customers · features as of {s.calibration_end or s.as_of}")
@@ -575,7 +591,13 @@ def demo(
     for renderable in fit_tables(fit_d):
         out.print(renderable)
     out.print(value_table(value_d))
-    out.print(f"Workspace: {ws.path} · try: cxasset value --workspace {ws.path} --out clv.parquet")
+    out.print(levers_table(levers_d, top=10))
+    for d, t in levers_d["thresholds"].items():
+        out.print(f"Threshold: the effect of {d} jumps above {t['cut']:g} ({t['mechanism']})")
+    if levers_d["undeclared_levers"]:
+        out.print("Undeclared levers the data shows: " + ", ".join(levers_d["undeclared_levers"]))
+    out.print(f"Workspace: {ws.path} · value map: {out_dir / 'valuemap.svg'} · spec: "
+              f"{out_dir / 'map.yaml'} · try: cxasset levers --workspace {ws.path}")
 
 
 def _demo_summary(f: Any, s: Any) -> dict[str, str]:

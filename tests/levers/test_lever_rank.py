@@ -100,11 +100,6 @@ def test_rank_levers_declared_and_default_steps(report: dict[str, Any]) -> None:
                                                 if not e["declared"] and e["significant"]}
 
 
-@pytest.mark.xfail(strict=True, reason="bug in rank_levers: `links` are matched with "
-                   "`declared.get(k.driver) is var or k.driver == d`, but `declared` is keyed by "
-                   "feature, so a link naming its CX variable by name (the documented way) is "
-                   "ignored for that variable and, because None is None, applied to every "
-                   "undeclared driver instead")
 def test_rank_levers_experiment_evidence_goes_to_its_link(report: dict[str, Any]) -> None:
     drop = {e["driver"]: e for e in report["levers"] if e["mechanism"] == "dropout"}
     others = {d: e["evidence"] for d, e in drop.items() if d != "onboarding_days"}

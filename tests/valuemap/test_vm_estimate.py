@@ -145,10 +145,6 @@ def test_estimate_unknown_driver(vm_ws: Path) -> None:
         estimate(ws, ["happiness"])
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a threshold term pushes some customers' BG/NBD "
-                   "parameters so far that bgnbd._kernel_direct computes 0 * inf; "
-                   "purchase_responses lets the RuntimeWarning escape (_filled repairs the NaN "
-                   "afterwards), so `cxasset levers` prints warnings and fails under -W error")
 def test_threshold_terms_do_not_warn(vm_ws: Path) -> None:
     with Workspace(vm_ws) as ws, warnings.catch_warnings():
         warnings.simplefilter("error")

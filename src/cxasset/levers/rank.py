@@ -88,7 +88,7 @@ class LeverReport:
 
 def rank_levers(ws: Any, spec: ValueMapSpec | None = None, *, draws: int = 400, seed: int = 0,
                 max_fit: int = 200_000, max_score: int = 20_000, robustness: bool = True,
-                thresholds: bool = True, threshold_rows: int = 30_000, max_checks: int = 6,
+                thresholds: bool = True, threshold_rows: int = 40_000, max_checks: int = 3,
                 progress: Progress | None = None) -> LeverReport:
     """Rank every candidate driver of the workspace's book (see the module docstring)."""
     say = progress or (lambda _m: None)
@@ -133,14 +133,13 @@ def rank_levers(ws: Any, spec: ValueMapSpec | None = None, *, draws: int = 400, 
     results: list[LinkResult] = []
     for d in drivers:
         var = declared.get(d)
-        sd = est.design.drivers[d].sd
+        sd = est.design.drivers[d].raw_sd
         if var is not None:
             step = var.step if var.better == "higher" else -var.step
         else:
             trial = sum(est.impact(d, m, nice_step(sd), draws=1)[0] for m in est.mechanisms)
             step = nice_step(sd) * (1 if trial >= 0 else -1)
-        links = {k.mechanism: k for k in (spec.links or []) if declared.get(k.driver) is var
-                 or k.driver == d}
+        links = {k.mechanism: k for k in (spec.links or []) if spec.variable(k.driver).feature == d}
         for m in est.mechanisms:
             link = links.get(m)
             ev = None if link is None or link.experiment is None else Evidence(
@@ -215,7 +214,7 @@ def _threshold(est: Estimate, driver: str, max_rows: int, seed: int) -> Threshol
     x = est.design.raw(driver)
     miss = est.design.frame.get(f"{driver}:missing")
     seen = np.ones(len(x), bool) if miss is None else miss.to_numpy() == 0
-    edges = bin_edges(x[seen])
+    edges = bin_edges(x[seen], bins=10)
     if len(edges) < 3:
         return None
     frame, names = binned_frame(est.design, driver, edges)
@@ -225,7 +224,7 @@ def _threshold(est: Estimate, driver: str, max_rows: int, seed: int) -> Threshol
                               replace=False))
     fits = est.refit(rows, frame, terms)
     found = [check(fit, est.design, driver, names, edges) for fit in fits.values()]
-    best = min(found, key=lambda t: t.p_value)
+    best = min(found, key=lambda t: t.p_value if np.isfinite(t.p_value) else 1.0)
     return best if best.cut is not None else None
 
 

@@ -116,7 +116,7 @@ class BaseModel(ABC):
     def _initial_params(self, data: Mapping[str, np.ndarray], w: np.ndarray) -> dict[str, float]:
         """Starting values on the natural scale (method of moments or a rule of thumb)."""
 
-    def _check_data(self, data: pd.DataFrame) -> None:
+    def _check_data(self, data: pd.DataFrame) -> None:  # noqa: B027 (optional hook)
         """Model-specific data checks (raise ModelDataError)."""
 
     def _prepare(self, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -37,7 +37,6 @@ References
 from __future__ import annotations
 
 import copy
-
 from collections.abc import Sequence
 from typing import Any, Literal, Self
 

@@ -20,8 +20,17 @@ import pyarrow.parquet as pq
 
 from cxasset.synth import _state as S
 from cxasset.synth._params import (
-    ACQUISITION_CHANNELS, CHANNELS, COVARIATE_DEFINITIONS, COVARIATES, DRIVER_EFFECTS,
-    MECHANISMS, PLANS, SEGMENTS, SynthError, SynthParams, small_design,
+    ACQUISITION_CHANNELS,
+    CHANNELS,
+    COVARIATE_DEFINITIONS,
+    COVARIATES,
+    DRIVER_EFFECTS,
+    MECHANISMS,
+    PLANS,
+    SEGMENTS,
+    SynthError,
+    SynthParams,
+    small_design,
 )
 
 Kind = Literal["transactions", "subscriptions"]

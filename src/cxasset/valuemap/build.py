@@ -88,13 +88,14 @@ def assess(est: Estimate, driver: str, mechanism: str, step: float, *, label: st
             se = float(np.sqrt(1 / (w_o + w_x)))
             kind = "observational+experiment"
         p = float(2 * _norm_sf(abs(b) / se))
-    sd = est.design.drivers[driver].sd
+    sd = est.design.drivers[driver].raw_sd
     kw = {"draws": draws, "seed": seed, "rows": rows, "evidence": evidence}
     imp = est.impact(driver, mechanism, step, **kw)
     per_sd = est.impact(driver, mechanism, sd, **kw)
     unit_q = quantiles(est.impact(driver, mechanism, 1.0, **kw)) if per_unit else {}
     return LinkResult(driver, label or driver, mechanism, step, unit, b, se, p, quantiles(imp),
-                      unit_q, quantiles(per_sd), kind)
+                      unit_q, quantiles(per_sd), kind,
+                      {"driver_scale": est.design.drivers[driver].scale})
 
 
 def _norm_sf(z: float) -> float:

@@ -11,7 +11,8 @@ Missing values (a customer who never answered a survey, never contacted service,
 onboarded) are filled with the driver's median and flagged by a 0/1 ``<driver>:missing``
 control, so nobody is dropped and non-response cannot masquerade as a driver effect. Drivers
 enter the models standardised (mean 0, standard deviation 1); effects are reported per unit of
-the driver's own scale.
+the driver's own scale; a positive driver with a heavy right tail (skewness above 3, e.g. company
+size) enters as its logarithm, so its effect is an elasticity (``Driver.log``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from cxasset.exceptions import ModelDataError
 
@@ -59,6 +61,12 @@ class Driver:
     concurrent: bool  # measured during the outcome window (reverse causality possible)
     lower: float = -np.inf  # a change never moves the driver outside [lower, upper]
     upper: float = np.inf
+    log: bool = False  # enters the models as log(x): its effect is an elasticity
+    raw_sd: float = 0.0  # standard deviation on the driver's own scale
+
+    @property
+    def scale(self) -> str:
+        return "per log unit (elasticity)" if self.log else "per unit"
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -79,10 +87,11 @@ class Design:
         """Model columns: the drivers (standardised), threshold terms, then the controls."""
         return [*self.drivers, *self.extra, *self.controls]
 
-    def raw(self, name: str) -> np.ndarray:
+    def raw(self, name: str, frame: pd.DataFrame | None = None) -> np.ndarray:
         """A driver back on its own scale (missing values at the median)."""
         d = self.drivers[name]
-        return self.frame[name].to_numpy(dtype=float) * d.sd + d.mean
+        m = (self.frame if frame is None else frame)[name].to_numpy(dtype=float) * d.sd + d.mean
+        return np.exp(m) if d.log else m
 
     def shifted(self, name: str, step: float, frame: pd.DataFrame | None = None
                 ) -> pd.DataFrame:
@@ -97,9 +106,10 @@ class Design:
         if miss in out.columns:
             move &= out[miss].to_numpy() == 0
         z = out[name].to_numpy(dtype=float)
-        x = np.clip(z * d.sd + d.mean + step, d.lower, d.upper)
-        out[name] = np.where(move, (x - d.mean) / d.sd, z)
-        x = out[name].to_numpy(dtype=float) * d.sd + d.mean
+        x = np.clip(self.raw(name, out) + step, d.lower, d.upper)
+        m = np.log(x) if d.log else x
+        out[name] = np.where(move, (m - d.mean) / d.sd, z)
+        x = self.raw(name, out)
         for term, (drv, cut) in self.extra.items():
             if drv == name:
                 out[term] = np.where(move, (x > cut).astype(float), out[term].to_numpy())
@@ -201,13 +211,17 @@ def build_design(f: pd.DataFrame, drivers: Sequence[str], controls: Sequence[str
                 f"too little to estimate an effect (need >= {min_answered} and some variance)")
         med = float(np.median(x[seen]))
         filled = np.where(seen, x, med)
-        mean, sd = float(filled.mean()), float(filled.std())
-        table, concurrent = source_of(name)
         lo, hi = float(x[seen].min()), float(x[seen].max())
+        log = lo > 0 and float(stats.skew(x[seen])) > 3  # heavy right tail: log scale
+        model = np.log(filled) if log else filled
+        mean, sd = float(model.mean()), float(model.std())
+        table, concurrent = source_of(name)
         info[name] = Driver(name, mean, sd, med, float(np.quantile(x[seen], 0.05)),
                             float(np.quantile(x[seen], 0.95)), float(1 - seen.mean()), table,
-                            concurrent, 0.0 if lo >= 0 else -np.inf,
-                            1.0 if lo >= 0 and hi <= 1 and not np.allclose(x[seen], 1) else np.inf)
+                            concurrent, lo if log else (0.0 if lo >= 0 else -np.inf),
+                            1.0 if lo >= 0 and hi <= 1 and not np.allclose(x[seen], 1) else np.inf,
+                            log, float(filled.std()))
+        filled = model
         cols[name] = (filled - mean) / sd
         if not seen.all():
             cols[f"{name}:missing"] = (~seen).astype(float)

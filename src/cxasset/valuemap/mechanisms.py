@@ -4,14 +4,13 @@ Every mechanism is a model of one financial variable with the drivers (standardi
 controls as covariates, on a log scale, so a driver's effect ``b`` per unit is a
 *semi-elasticity*: one unit more multiplies the variable by ``exp(b)``.
 
-| mechanism | financial variable | model |
-|---|---|---|
-| ``purchase_rate`` | transactions while alive | the purchase model's rate (BG/NBD, MBG/NBD, Pareto/NBD) with covariates |
-| ``dropout`` | retention | the same model's dropout: BG/NBD ``a`` (dropout propensity), Pareto/NBD ``mu`` |
-| ``spend`` | spend per transaction | Gamma-Gamma with covariates on its scale |
-| ``cost_to_serve`` | contacts per period alive, times unit cost | Poisson GLM with exposure, sandwich errors |
-| ``referrals`` | referrals per period alive, times a referred customer's value | Poisson GLM with exposure, sandwich errors |
-| ``retention`` | renewals (subscription books) | discrete-time hazard (cloglog): ``b`` is a log hazard ratio |
+- ``purchase_rate`` -> transactions while alive: the purchase model's rate (BG/NBD, MBG/NBD,
+  Pareto/NBD) with covariates;
+- ``dropout`` -> retention: the same model's dropout (BG/NBD ``a``, Pareto/NBD ``mu``);
+- ``spend`` -> spend per transaction: Gamma-Gamma with covariates on its scale;
+- ``cost_to_serve`` -> contacts per period alive times unit cost: Poisson GLM with exposure and
+  sandwich errors;
+- ``referrals`` -> referrals per period alive times a referred customer's value: the same GLM.
 
 **Forward only.** A driver change acts from now on: each customer's history, and so their
 probability of being alive today, is kept; what changes is their future. For the purchase models
@@ -139,7 +138,8 @@ def purchase_params(model: Any) -> dict[str, str]:
     return {"purchase_rate": "alpha", "dropout": "beta" if "beta" in model._param_names else "a"}
 
 
-def fit_purchase(cls: Any, data: pd.DataFrame, terms: list[str]) -> tuple[Any, dict[str, MechanismFit]]:
+def fit_purchase(cls: Any, data: pd.DataFrame, terms: list[str]
+                 ) -> tuple[Any, dict[str, MechanismFit]]:
     """Fit the purchase model with every term on the rate and the dropout parameter; ``data``
     has the RFM columns and the :func:`prefixed` terms."""
     pp = purchase_params(cls())
@@ -192,7 +192,8 @@ def purchase_responses(model: Any, data: pd.DataFrame, spend_per_tx: np.ndarray,
     # the base curve on a fine grid of times, to run it faster or slower
     top = np.exp(GRID[-1]) * horizon
     fine = np.concatenate([[0.0], np.geomspace(1e-3, top, 160)])
-    base_curve = np.column_stack([np.zeros(len(x)), _curve(model, params, x, T, fine[1:])])
+    with np.errstate(all="ignore"):  # far out on the grid a few values fail: see _filled
+        base_curve = np.column_stack([np.zeros(len(x)), _curve(model, params, x, T, fine[1:])])
 
     def at(times: np.ndarray) -> np.ndarray:
         j = np.clip(np.searchsorted(fine, times), 1, len(fine) - 1)
@@ -200,6 +201,16 @@ def purchase_responses(model: Any, data: pd.DataFrame, spend_per_tx: np.ndarray,
         return base_curve[:, j - 1] * (1 - w) + base_curve[:, j] * w
 
     weight = margin * spend_per_tx * alive
+    with np.errstate(all="ignore"):  # far out on the grid a few values fail: see _filled
+        rate, drop = _tables(model, params, x, T, at, pnbd, horizon, disc)
+    return {"purchase_rate": Response(table=_filled(weight[:, None] * rate), scale=scale),
+            "dropout": Response(table=_filled(weight[:, None] * drop), scale=scale)}
+
+
+def _tables(model: Any, params: dict[str, Any], x: np.ndarray, T: np.ndarray,
+            at: Callable[[np.ndarray], np.ndarray], pnbd: bool, horizon: int, disc: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Discounted expected transactions per customer on :data:`GRID` for both mechanisms."""
     rate = np.column_stack([
         (np.exp(d) if pnbd else 1.0) * _value_of_curve(
             lambda h, d=d: at(h if pnbd else np.exp(d) * h), horizon, disc) for d in GRID])
@@ -212,8 +223,7 @@ def purchase_responses(model: Any, data: pd.DataFrame, spend_per_tx: np.ndarray,
             _value_of_curve(lambda hh, d=d: np.column_stack(
                 [np.zeros(len(x)), _curve(model, {**params, "a": params["a"] * np.exp(d)},
                                           x, T, hh[1:])]), horizon, disc) for d in GRID])
-    return {"purchase_rate": Response(table=_filled(weight[:, None] * rate), scale=scale),
-            "dropout": Response(table=_filled(weight[:, None] * drop), scale=scale)}
+    return rate, drop
 
 
 def _filled(table: np.ndarray) -> np.ndarray:
