@@ -326,7 +326,10 @@ def value(
 
 
 # --------------------------------------------------------------------------- value map / levers
-map_app = typer.Typer(help="The Customer Asset Value Map: CX variables linked to money.",
+map_app = typer.Typer(help="The Customer Asset Value Map: every CX variable linked, through a "
+                      "mechanism, to money, with intervals.\n\nExample:\n\n    cxasset map init "
+                      "--workspace ws --out map.yaml\n\n    cxasset map --workspace ws --spec "
+                      "map.yaml --out ws-map",
                       invoke_without_command=True, no_args_is_help=False)
 app.add_typer(map_app, name="map")
 SpecOpt = Annotated[Path | None, typer.Option("--spec", help="Value-map spec (YAML); "

@@ -37,6 +37,8 @@ from cxasset.valuemap.estimate import Estimate, Evidence, estimate
 from cxasset.valuemap.spec import ValueMapSpec
 
 VIF_LIMIT = 5.0
+MIN_THRESHOLD_ROWS = 5_000
+MIN_ROBUSTNESS_ROWS = 4_000
 Progress = Callable[[str], None]
 
 
@@ -107,7 +109,11 @@ def rank_levers(ws: Any, spec: ValueMapSpec | None = None, *, draws: int = 400, 
     p0 = np.array([est.fits[m].effect(d, est.design)[2] for d, m in pairs])
     q0 = benjamini_hochberg(p0)
     found: dict[str, Threshold] = {}
-    if thresholds:
+    notes: list[str] = []
+    if thresholds and len(est.fit_rows) < MIN_THRESHOLD_ROWS:
+        notes.append(f"no threshold checks: they need at least {MIN_THRESHOLD_ROWS:,} customers "
+                     f"(10 bins of every driver), the book has {len(est.fit_rows):,}")
+    elif thresholds:
         best_q: dict[str, float] = {}
         for (d, _), qi in zip(pairs, q0, strict=True):
             if qi <= spec.fdr:
@@ -153,7 +159,11 @@ def rank_levers(ws: Any, spec: ValueMapSpec | None = None, *, draws: int = 400, 
     vif = collinearity(est.design)
     sig = [(r, qi) for r, qi in zip(results, q, strict=True) if qi <= spec.fdr]
     checks = {}
-    if robustness and sig:
+    if robustness and sig and len(est.fit_rows) < MIN_ROBUSTNESS_ROWS:
+        notes.append(f"no robustness re-checks: they need at least {MIN_ROBUSTNESS_ROWS:,} "
+                     f"customers (two halves refitted), the book has {len(est.fit_rows):,}; "
+                     "significant levers show robust = null")
+    elif robustness and sig:
         say(f"re-checking {len(sig)} significant levers (placebo, halves, second estimator)")
         checks = check_levers(est, [(r.driver, r.mechanism, r.effect) for r, _ in sig],
                               seed=seed)
@@ -184,7 +194,7 @@ def rank_levers(ws: Any, spec: ValueMapSpec | None = None, *, draws: int = 400, 
     segments = _segments(est, [e for e in entries if e["significant"]], draws, seed)
     undeclared = sorted({e["driver"] for e in entries if e["significant"] and not e["declared"]
                          and e["impact"]["mean"] > 0})
-    notes = list(est.notes)
+    notes = [*est.notes, *notes]
     if any(e["collinear"] for e in entries):
         notes.append("collinear drivers (VIF > 5): their separate effects are poorly "
                      "identified; read them together")

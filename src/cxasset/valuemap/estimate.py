@@ -12,6 +12,7 @@ pushed through each customer's forward response (:mod:`cxasset.valuemap.mechanis
 from __future__ import annotations
 
 import importlib
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cxasset.exceptions import ModelDataError, WorkspaceError
+from cxasset.exceptions import ConvergenceWarning, ModelDataError, WorkspaceError
 from cxasset.features import workspace_features
 from cxasset.valuation.clv import ValuationSettings
 from cxasset.valuemap.drivers import Design, build_design, candidate_names, with_channel_shares
@@ -79,7 +80,9 @@ class Estimate:
         data = pd.concat([f[[*RFM, "monetary_value"]].iloc[rows].reset_index(drop=True),
                           prefixed(frame.iloc[rows].reset_index(drop=True), terms,
                                    [*pp.values(), "gamma"])], axis=1)
-        _, fits = fit_purchase(self.purchase_cls, data, terms)
+        with warnings.catch_warnings():  # a check's refit that stops early says so in notes
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            _, fits = fit_purchase(self.purchase_cls, data, terms, max_iter=200)
         fits["spend"] = fit_spend(data, terms)[1]
         X = frame[terms].iloc[rows].reset_index(drop=True)
         exposure = f["alive_exposure"].iloc[rows].to_numpy(dtype=float)

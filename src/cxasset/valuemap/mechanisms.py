@@ -138,12 +138,13 @@ def purchase_params(model: Any) -> dict[str, str]:
     return {"purchase_rate": "alpha", "dropout": "beta" if "beta" in model._param_names else "a"}
 
 
-def fit_purchase(cls: Any, data: pd.DataFrame, terms: list[str]
+def fit_purchase(cls: Any, data: pd.DataFrame, terms: list[str], max_iter: int = 500
                  ) -> tuple[Any, dict[str, MechanismFit]]:
     """Fit the purchase model with every term on the rate and the dropout parameter; ``data``
     has the RFM columns and the :func:`prefixed` terms."""
     pp = purchase_params(cls())
-    model = cls().fit(data, covariates={p: [f"{p}:{t}" for t in terms] for p in pp.values()})
+    model = cls(max_iter=max_iter).fit(
+        data, covariates={p: [f"{p}:{t}" for t in terms] for p in pp.values()})
     names = model.result_.params
     order = list(names)
     cov = model.result_.cov_unconstrained
