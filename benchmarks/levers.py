@@ -46,7 +46,8 @@ def main() -> None:
         marks: list[tuple[float, str]] = []
         t0 = time.perf_counter()
         rep = rank_levers(ws, robustness=not args.no_robustness,
-                          progress=lambda m, t0=t0: marks.append((time.perf_counter() - t0, m)))
+                          progress=lambda m, t0=t0, marks=marks: marks.append(
+                              (time.perf_counter() - t0, m)))
         total = time.perf_counter() - t0
         ws.close()
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20

@@ -51,6 +51,11 @@ def observable(est: Estimate, mechanism: str) -> tuple[np.ndarray, np.ndarray]:
     """Per customer observable outcome of a mechanism and the mask of customers it applies to."""
     f = est.features
     alive = f["alive_exposure"].to_numpy(dtype=float)
+    if mechanism == "retention":
+        return f["churned"].to_numpy(dtype=float), np.ones(len(f), bool)
+    if mechanism in ("cost_to_serve", "referrals"):
+        col = {"cost_to_serve": "contacts", "referrals": "referrals"}[mechanism]
+        return f[col].to_numpy(dtype=float) / alive, np.ones(len(f), bool)
     x = f["frequency"].to_numpy(dtype=float)
     if mechanism == "purchase_rate":
         return x / alive, np.ones(len(f), bool)
@@ -61,8 +66,7 @@ def observable(est: Estimate, mechanism: str) -> tuple[np.ndarray, np.ndarray]:
         m = f["monetary_value"].to_numpy(dtype=float)
         ok = (x > 0) & (m > 0)
         return np.log(np.where(ok, m, 1.0)), ok
-    col = {"cost_to_serve": "contacts", "referrals": "referrals"}[mechanism]
-    return f[col].to_numpy(dtype=float) / alive, np.ones(len(f), bool)
+    raise ValueError(f"no observable outcome for mechanism {mechanism!r}")
 
 
 def dml(est: Estimate, driver: str, mechanism: str, rows: np.ndarray, seed: int = 0,
@@ -91,7 +95,7 @@ def dml(est: Estimate, driver: str, mechanism: str, rows: np.ndarray, seed: int 
 OUTCOMES = {"purchase_rate": "repeat purchases per period alive",
             "dropout": "share of the window since the last purchase",
             "spend": "log mean spend", "cost_to_serve": "contacts per period alive",
-            "referrals": "referrals per period alive"}
+            "referrals": "referrals per period alive", "retention": "churned by now (0/1)"}
 
 
 def _residual(X: np.ndarray, y: np.ndarray, fold: np.ndarray, seed: int) -> np.ndarray:

@@ -92,37 +92,39 @@ def _interval(q: dict[str, float], cur: str) -> str:
 def map_table(d: dict[str, Any]) -> Table:
     """The value map: every link's effect (95% interval, p-value) and money (90% interval)."""
     cur = d["currency"]
-    t = Table("CX variable", "mechanism → outcome", "effect per unit (95% CI)", "p",
-              "Δ equity per unit", "step", "Δ equity per step (90% interval)", "evidence",
+    t = Table("CX variable", "mechanism", "effect (95% CI)", "p", "step",
+              "Δ equity per step (90%)", "evidence",
               title=f"Customer Asset Value Map · customer equity {money(d['customer_equity'], cur)}"
               f" · {d['settings']['horizon']} {d['settings']['period']}s",
-              caption=d["wording"])
+              caption=d["wording"] + "; effect: semi-elasticity per unit of the driver")
     for k in d["links"]:
         e = k["effect"]
-        t.add_row(escape(k["label"]), f"{k['mechanism']} → {k['outcome']}",
-                  f"{e['estimate']:+.3g} ({e['ci95'][0]:+.3g}, {e['ci95'][1]:+.3g})",
-                  f"{e['p_value']:.2g}", money(k["impact_per_unit"]["estimate"], cur),
-                  f"{k['step']:+g} {escape(k['unit'])}",
+        t.add_row(escape(k["driver"]), k["mechanism"],
+                  f"{e['estimate']:+.2g} ({e['ci95'][0]:+.2g}, {e['ci95'][1]:+.2g})",
+                  f"{e['p_value']:.1g}", f"{k['step']:+g}",
                   f"{money(k['impact']['estimate'], cur)} ({_interval(k['impact'], cur)})",
-                  k["evidence"])
+                  k["evidence"].replace("observational", "obs."))
     return t
 
 
 def levers_table(d: dict[str, Any], top: int = 15) -> Table:
-    """The ranked levers: significant ones first by their change in customer equity."""
+    """The ranked levers: significant ones first by their change in customer equity. Flags:
+    C collinear, R measured during the outcome window (reverse causality possible), U undeclared."""
     cur = d["currency"]
-    t = Table("#", "driver", "mechanism", "step", "Δ equity (90% interval)", "per SD", "q",
-              "verdict", "threshold", "flags",
-              title=f"Growth levers · FDR {d['fdr']:.0%} (Benjamini-Hochberg) · customer equity "
-              f"{money(d['customer_equity'], cur)}", caption=d["method"])
+    t = Table("#", "driver", "mechanism", "step", "Δ equity (90% interval)", "q", "verdict",
+              "flags", title=f"Growth levers · FDR {d['fdr']:.0%} (Benjamini-Hochberg) · "
+              f"customer equity {money(d['customer_equity'], cur)}",
+              caption=d["method"] + ". Flags: C collinear, R reverse causality possible, "
+              "U undeclared; > x: threshold")
     rows = [e for e in d["levers"] if e["significant"]] or d["levers"]
     for i, e in enumerate(rows[:top], 1):
-        verdict = ("robust" if e["robust"] else "fragile") if e["significant"] else "not significant"
-        flags = [f for f, on in (("collinear", e["collinear"]),
-                                 ("reverse causality?", e["reverse_causality"]),
-                                 ("undeclared", not e["declared"])) if on]
-        t.add_row(str(i), escape(e["label"]), e["mechanism"], f"{e['step']:+g} {escape(e['unit'])}",
+        verdict = ("robust" if e["robust"] else "fragile" if e["robust"] is False
+                   else "unchecked") if e["significant"] else "n.s."
+        flags = "".join(f for f, on in (("C", e["collinear"]), ("R", e["reverse_causality"]),
+                                         ("U", not e["declared"])) if on)
+        if e["threshold"] is not None:
+            flags += f" >{e['threshold']:g}"
+        t.add_row(str(i), escape(e["driver"]), e["mechanism"], f"{e['step']:+g}",
                   f"{money(e['impact']['mean'], cur)} ({_interval(e['impact'], cur)})",
-                  money(e["impact_per_sd"]["mean"], cur), f"{e['q_value']:.2g}", verdict,
-                  "" if e["threshold"] is None else f"> {e['threshold']:g}", ", ".join(flags))
+                  f"{e['q_value']:.1g}", verdict, flags)
     return t

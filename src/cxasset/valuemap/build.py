@@ -25,7 +25,7 @@ Z975 = 1.959963984540054
 MECHANISM_NEEDS = {"cost_to_serve": "an interactions table", "referrals": "a referrals table "
                    "and a referral acquisition channel or assumptions.referred_customer_value",
                    "spend": "transactions", "purchase_rate": "transactions",
-                   "dropout": "transactions"}
+                   "dropout": "transactions", "retention": "a subscriptions table"}
 
 
 def quantiles(draws: np.ndarray) -> dict[str, float]:

@@ -25,6 +25,7 @@ from cxasset.features import workspace_features
 from cxasset.valuation.clv import ValuationSettings
 from cxasset.valuemap.drivers import Design, build_design, candidate_names, with_channel_shares
 from cxasset.valuemap.mechanisms import (
+    GRID,
     MechanismFit,
     Response,
     alive_periods,
@@ -33,6 +34,12 @@ from cxasset.valuemap.mechanisms import (
     prefixed,
     purchase_params,
     purchase_responses,
+)
+from cxasset.valuemap.retention import (
+    customer_age,
+    fit_retention_mechanism,
+    retention_response,
+    shifted_survival,
 )
 
 Progress = Callable[[str], None]
@@ -66,8 +73,9 @@ class Estimate:
     referred_value: float | None = None
     notes: list[str] = field(default_factory=list)
     fit_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
-    purchase_cls: Any = None
+    purchase_cls: Any = None  # None for a subscription book (retention through the hazard)
     seed: int = 0
+    ws: Any = None
 
     def refit(self, rows: np.ndarray, frame: pd.DataFrame | None = None,
               terms: list[str] | None = None) -> dict[str, MechanismFit]:
@@ -75,6 +83,24 @@ class Estimate:
         design's columns or on ``frame`` and its ``terms`` (e.g. a driver shuffled or binned)."""
         frame = self.design.frame if frame is None else frame
         terms = self.design.terms if terms is None else terms
+        f = self.features
+        X = frame[terms].iloc[rows].reset_index(drop=True)
+        exposure = f["alive_exposure"].iloc[rows].to_numpy(dtype=float)
+        fits: dict[str, MechanismFit] = {}
+        if self.purchase_cls is None:  # subscription book
+            design = Design(frame, self.design.drivers, [t for t in terms
+                                                         if t not in self.design.drivers])
+            fits["retention"] = fit_retention_mechanism(self.ws, f, design, rows, terms)[1]
+        else:
+            fits.update(self._refit_purchase(rows, frame, terms))
+        for mech, col in (("cost_to_serve", "contacts"), ("referrals", "referrals")):
+            if mech in self.fits:
+                y = f[col].iloc[rows].to_numpy(dtype=float)
+                fits[mech] = poisson_glm(y, exposure, X, mech)
+        return fits
+
+    def _refit_purchase(self, rows: np.ndarray, frame: pd.DataFrame, terms: list[str]
+                        ) -> dict[str, MechanismFit]:
         pp = purchase_params(self.purchase_cls())
         f = self.features
         data = pd.concat([f[[*RFM, "monetary_value"]].iloc[rows].reset_index(drop=True),
@@ -84,12 +110,6 @@ class Estimate:
             warnings.simplefilter("ignore", ConvergenceWarning)
             _, fits = fit_purchase(self.purchase_cls, data, terms, max_iter=200)
         fits["spend"] = fit_spend(data, terms)[1]
-        X = frame[terms].iloc[rows].reset_index(drop=True)
-        exposure = f["alive_exposure"].iloc[rows].to_numpy(dtype=float)
-        for mech, col in (("cost_to_serve", "contacts"), ("referrals", "referrals")):
-            if mech in self.fits:
-                y = f[col].iloc[rows].to_numpy(dtype=float)
-                fits[mech] = poisson_glm(y, exposure, X, mech)
         return fits
 
     @property
@@ -221,12 +241,10 @@ def estimate(ws: Any, drivers: Sequence[str] | None = None, controls: Sequence[s
         ``driver -> cut``: add a step term ``1{driver > cut}`` to every mechanism.
     """
     say = progress or (lambda _m: None)
-    if ws.meta()["kind"] == "subscriptions":
-        raise ModelDataError("the value map of subscription books is not available yet: its "
-                             "retention mechanism needs the hazard model on person-periods")
+    contractual = ws.meta()["kind"] == "subscriptions"
     f = _features(ws) if features is None else features
-    name, cls = purchase_class(ws)
-    f = per_period_alive(f, cls)
+    name, cls = ("hazard", None) if contractual else purchase_class(ws)
+    f = per_period_active(f) if contractual else per_period_alive(f, cls)
     names = candidate_names(f) if drivers is None else list(drivers)
     if not names:
         raise ModelDataError("the book has no numeric customer feature to use as a driver")
@@ -241,35 +259,30 @@ def estimate(ws: Any, drivers: Sequence[str] | None = None, controls: Sequence[s
     vs = valuation_settings(ws, horizon)
     terms = design.terms
     notes: list[str] = []
+    fits: dict[str, MechanismFit] = {}
     if len(fit_rows) < n:
         notes.append(f"mechanisms fitted on a random {len(fit_rows):,} of {n:,} customers")
     if len(score_rows) < n:
         notes.append(f"money scored on a random {len(score_rows):,} customers, scaled by "
                      f"{scale:,.1f}")
 
-    say(f"fitting {name} with {len(terms)} terms on purchase rate and dropout")
-    pp = purchase_params(cls())
-
-    def model_frame(rows: np.ndarray) -> pd.DataFrame:
-        return pd.concat([f[[*RFM, "monetary_value"]].iloc[rows].reset_index(drop=True),
-                          prefixed(design.frame.iloc[rows].reset_index(drop=True), terms,
-                                   [*pp.values(), "gamma"])], axis=1)
-
-    fdata, sdata = model_frame(fit_rows), model_frame(score_rows)
-    model, fits = fit_purchase(cls, fdata, terms)
     scored_design = design.frame.iloc[score_rows].reset_index(drop=True)
-
-    say("fitting the spend model with covariates")
-    spend, fits["spend"] = fit_spend(fdata, terms)
-    spend_i = np.asarray(spend.conditional_expected_average_profit(sdata), dtype=float)
-
-    say("scoring customers' forward responses")
-    responses = purchase_responses(model, sdata, spend_i, vs.margin_rate, vs.horizon,
-                                   vs.period_rate, scale)
-    clv_i = responses["purchase_rate"].table[:, len(responses["purchase_rate"].table[0]) // 2]
-    responses["spend"] = Response(base=clv_i, scale=scale)
+    if contractual:
+        say(f"fitting the churn hazard with {len(terms)} terms")
+        model, fits["retention"] = fit_retention_mechanism(ws, f, design, fit_rows, terms)
+        responses = {"retention": retention_response(model, f, design, score_rows,
+                                                     vs.margin_rate, vs.horizon, vs.period_rate,
+                                                     scale)}
+        age = customer_age(f.iloc[score_rows])
+        active = (f["churned"].iloc[score_rows].to_numpy() == 0) if "churned" in f else True
+        disc = (1.0 + vs.period_rate) ** -np.arange(1, vs.horizon + 1, dtype=float)
+        surv = shifted_survival(model, scored_design, age, vs.horizon, 0.0)
+        a_i = np.where(active, surv @ disc, 0.0)
+        clv_i = responses["retention"].table[:, len(GRID) // 2]
+    else:
+        model, fits, responses, clv_i, a_i = _purchase_mechanisms(
+            f, design, fit_rows, score_rows, terms, cls, vs, scale, say, name)
     equity = float(scale * clv_i.sum())
-    a_i = alive_periods(model, sdata, vs.horizon, vs.period_rate)
 
     exposure = f["alive_exposure"].iloc[fit_rows].to_numpy(dtype=float)
     X = design.frame[terms].iloc[fit_rows].reset_index(drop=True)
@@ -289,7 +302,7 @@ def estimate(ws: Any, drivers: Sequence[str] | None = None, controls: Sequence[s
     if "referrals" in f.columns:
         ref_val = referred_value
         if ref_val is None:
-            ref_val = _referred_value(f, responses, score_rows, vs)
+            ref_val = _referred_value(f, clv_i, score_rows, vs)
         if ref_val is None:
             notes.append("referrals: no referral acquisition channel and no "
                          "assumptions.referred_customer_value, so referrals carry no money")
@@ -302,7 +315,52 @@ def estimate(ws: Any, drivers: Sequence[str] | None = None, controls: Sequence[s
             responses["referrals"] = Response(base=rate * a_i * ref_val, scale=scale)
         referred_value = ref_val
     return Estimate(design, f, fits, responses, score_rows, equity, vs, referred_value, notes,
-                    fit_rows, cls, seed)
+                    fit_rows, cls, seed, ws)
+
+
+def _purchase_mechanisms(f: pd.DataFrame, design: Design, fit_rows: np.ndarray,
+                         score_rows: np.ndarray, terms: list[str], cls: Any,
+                         vs: ValuationSettings, scale: float, say: Progress, name: str
+                         ) -> tuple[Any, dict[str, MechanismFit], dict[str, Response], np.ndarray,
+                                    np.ndarray]:
+    """Purchase rate, dropout and spend of a non-contractual book: the fitted purchase model,
+    the fits, the responses, each scored customer's CLV and discounted periods alive."""
+    say(f"fitting {name} with {len(terms)} terms on purchase rate and dropout")
+    pp = purchase_params(cls())
+
+    def model_frame(rows: np.ndarray) -> pd.DataFrame:
+        return pd.concat([f[[*RFM, "monetary_value"]].iloc[rows].reset_index(drop=True),
+                          prefixed(design.frame.iloc[rows].reset_index(drop=True), terms,
+                                   [*pp.values(), "gamma"])], axis=1)
+
+    fdata, sdata = model_frame(fit_rows), model_frame(score_rows)
+    model, fits = fit_purchase(cls, fdata, terms)
+    say("fitting the spend model with covariates")
+    spend, fits["spend"] = fit_spend(fdata, terms)
+    spend_i = np.asarray(spend.conditional_expected_average_profit(sdata), dtype=float)
+    say("scoring customers' forward responses")
+    responses = purchase_responses(model, sdata, spend_i, vs.margin_rate, vs.horizon,
+                                   vs.period_rate, scale)
+    clv_i = responses["purchase_rate"].table[:, len(GRID) // 2]
+    responses["spend"] = Response(base=clv_i, scale=scale)
+    return model, fits, responses, clv_i, alive_periods(model, sdata, vs.horizon, vs.period_rate)
+
+
+def per_period_active(f: pd.DataFrame) -> pd.DataFrame:
+    """Subscription books: a customer's time active is known (``tenure``, to churn or now), so
+    ``*_per_period`` drivers and the GLMs' exposure are per period active (see
+    :func:`per_period_alive`)."""
+    if "alive_exposure" in f.columns:
+        return f
+    out = f.copy()
+    out["alive_exposure"] = np.maximum(f["tenure"].to_numpy(dtype=float), 1e-3)
+    if "exposure" in f.columns:
+        ratio = f["exposure"].to_numpy(dtype=float) / out["alive_exposure"].to_numpy()
+        for c in f.columns:
+            if c.endswith("_per_period") and c not in ("contacts_per_period",
+                                                        "cost_to_serve_per_period"):
+                out[c] = f[c].to_numpy(dtype=float) * ratio
+    return out
 
 
 def fit_spend(data: pd.DataFrame, terms: list[str]) -> tuple[Any, MechanismFit]:
@@ -319,7 +377,7 @@ def fit_spend(data: pd.DataFrame, terms: list[str]) -> tuple[Any, MechanismFit]:
                                "GammaGammaModel")
 
 
-def _referred_value(f: pd.DataFrame, responses: dict[str, Response], rows: np.ndarray,
+def _referred_value(f: pd.DataFrame, clv: np.ndarray, rows: np.ndarray,
                     vs: ValuationSettings) -> float | None:
     """Mean value of a referred customer: margin to date plus expected margin over the horizon
     of the customers acquired through a channel named like 'referral'."""
@@ -329,7 +387,9 @@ def _referred_value(f: pd.DataFrame, responses: dict[str, Response], rows: np.nd
     is_ref = ch.str.contains("referr").to_numpy()[rows]
     if is_ref.sum() < 30:
         return None
-    table = responses["purchase_rate"].table
-    clv = table[:, table.shape[1] // 2]
-    past = (vs.margin_rate * f["frequency"] * f["monetary_value"]).to_numpy(dtype=float)[rows]
+    if "recurring_revenue" in f.columns:  # subscription: revenue per period times periods lived
+        spent = f["recurring_revenue"].fillna(0.0) * f["tenure"].fillna(0.0)
+    else:
+        spent = f["frequency"] * f["monetary_value"]
+    past = (vs.margin_rate * spent).to_numpy(dtype=float)[rows]
     return float((clv + past)[is_ref].mean())

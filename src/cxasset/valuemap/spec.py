@@ -29,7 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from cxasset.exceptions import CxassetError
 
-Mechanism = Literal["purchase_rate", "dropout", "spend", "cost_to_serve", "referrals"]
+Mechanism = Literal["purchase_rate", "dropout", "spend", "cost_to_serve", "referrals",
+                    "retention"]
 
 
 class SpecError(CxassetError, ValueError):
