@@ -385,6 +385,8 @@ def map_estimate(
         _emit_json({**vmap, "graph": g, "written": written})
         return
     out.print(map_table(vmap))
+    for t in vmap["translation"]:
+        out.print(f"{t['metric'].upper()} ({t['measures']}): {t['translation']}")
     if written:
         out.print(f"Wrote {written['json']} and {written['svg']}")
 
@@ -595,6 +597,8 @@ def demo(
         out.print(renderable)
     out.print(value_table(value_d))
     out.print(levers_table(levers_d, top=10))
+    for t in vmap_d["translation"]:
+        out.print(f"{t['metric'].upper()} ({t['measures']}): {t['translation']}")
     for d, t in levers_d["thresholds"].items():
         out.print(f"Threshold: the effect of {d} jumps above {t['cut']:g} ({t['mechanism']})")
     if levers_d["undeclared_levers"]:

@@ -111,8 +111,8 @@ def _residual(X: np.ndarray, y: np.ndarray, fold: np.ndarray, seed: int) -> np.n
     return out
 
 
-def check_levers(est: Estimate, levers: list[tuple[str, str, float]], max_rows: int = 20_000,
-                 dml_rows: int = 8_000, seed: int = 0) -> dict[tuple[str, str], Robustness]:
+def check_levers(est: Estimate, levers: list[tuple[str, str, float]], max_rows: int = 10_000,
+                 dml_rows: int = 5_000, seed: int = 0) -> dict[tuple[str, str], Robustness]:
     """Robustness of each significant ``(driver, mechanism, effect)``."""
     rng = np.random.default_rng(seed + 1)
     n = len(est.fit_rows)

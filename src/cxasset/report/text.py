@@ -7,21 +7,7 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
-
-
-def money(value: float, currency: str = "USD") -> str:
-    """``$1.23M``-style money for people: symbol, thousands separators, sensible rounding."""
-    sym = SYMBOLS.get(currency, currency + " ")
-    a = abs(value)
-    sign = "-" if value < 0 else ""
-    if a >= 1e9:
-        return f"{sign}{sym}{a / 1e9:,.2f}B"
-    if a >= 1e6:
-        return f"{sign}{sym}{a / 1e6:,.2f}M"
-    if a >= 1e4:
-        return f"{sign}{sym}{a / 1e3:,.0f}k"
-    return f"{sign}{sym}{a:,.2f}"
+from cxasset.money import SYMBOLS, money  # noqa: F401 (re-exported for the report)
 
 
 def fit_tables(d: dict[str, Any]) -> list[Any]:

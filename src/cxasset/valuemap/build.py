@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from cxasset.exceptions import ModelDataError
+from cxasset.money import money
 from cxasset.valuemap.estimate import Estimate, Evidence, estimate
 from cxasset.valuemap.mechanisms import MECHANISMS
 from cxasset.valuemap.spec import SpecError, ValueMapSpec
@@ -117,9 +118,47 @@ class ValueMap:
     def to_dict(self) -> dict[str, Any]:
         return {"customer_equity": self.equity, "currency": self.currency,
                 "settings": self.settings, "links": [k.to_dict() for k in self.links],
+                "translation": translation(self.links, self.currency, self.settings),
                 "notes": self.notes,
                 "wording": "observational links are associations adjusted for the other "
                            "drivers and the controls, not proven causes"}
+
+
+#: CX metric -> (what it measures, the mechanisms that translate it, how to say it).
+TRANSLATION = {
+    "csat": ("satisfaction with an interaction", ("dropout", "retention"), "retention"),
+    "nps": ("willingness to recommend", ("referrals", "purchase_rate"), "referrals and growth"),
+    "ces": ("effort to get things done", ("cost_to_serve",), "service"),
+    "onboarding_days": ("time to value", ("dropout", "retention", "purchase_rate"),
+                        "retention and growth"),
+}
+
+
+def translation(links: list[LinkResult], currency: str, settings: dict[str, Any]
+                ) -> list[dict[str, Any]]:
+    """The seed's translation table with the book's own figures: each CX metric, what it
+    measures, and what one unit of it is worth through its mechanisms ("each point of CES costs
+    $X in service over the horizon")."""
+    span = f"{settings['horizon']} {settings['period']}s"
+    out = []
+    for metric, (measures, mechs, words) in TRANSLATION.items():
+        ks = [k for k in links if k.driver == metric and k.mechanism in mechs
+              and k.impact_per_unit]
+        if not ks:
+            continue
+        est = sum(k.impact_per_unit["estimate"] for k in ks)
+        lo = sum(k.impact_per_unit["p5"] for k in ks)
+        hi = sum(k.impact_per_unit["p95"] for k in ks)
+        verb = "is worth" if est >= 0 else "costs"
+        a, b = sorted((abs(lo), abs(hi))) if est < 0 and hi <= 0 else (lo, hi)
+        out.append({"metric": metric, "measures": measures,
+                    "mechanisms": [k.mechanism for k in ks], "per_unit": est,
+                    "p5": lo, "p95": hi,
+                    "translation": f"each unit more of {metric} {verb} "
+                                   f"{money(abs(est), currency)} in {words} over the next "
+                                   f"{span} (90%: {money(a, currency)} to {money(b, currency)};"
+                                   f" {', '.join(k.evidence for k in ks[:1])})"})
+    return out
 
 
 def value_map(ws: Any, spec: ValueMapSpec, *, draws: int = 400, seed: int = 0,
