@@ -77,7 +77,20 @@ def test_rank_levers_report(report: dict[str, Any]) -> None:
     assert means == sorted(means, reverse=True)
     p = np.array([e["p_value"] for e in levers])
     q = np.array([e["q_value"] for e in levers])
-    np.testing.assert_allclose(q, multipletests(p, method="fdr_bh")[1], rtol=1e-9)
+    # two-stage FDR (Benjamini-Bogomolov), recomputed independently with statsmodels
+    drivers = [e["driver"] for e in levers]
+    names = list(dict.fromkeys(drivers))
+    fam = {d: np.array([i for i, x in enumerate(drivers) if x == d]) for d in names}
+    simes = [min(1.0, float(np.min(np.sort(p[fam[d]]) * len(fam[d])
+                                   / np.arange(1, len(fam[d]) + 1)))) for d in names]
+    q_driver = multipletests(simes, method="fdr_bh")[1]
+    selected = [d for d, qd in zip(names, q_driver, strict=True) if qd <= report["fdr"]]
+    inflate = len(names) / max(len(selected), 1)
+    for d, qd in zip(names, q_driver, strict=True):
+        within = np.minimum(multipletests(p[fam[d]], method="fdr_bh")[1] * inflate, 1.0)
+        want = within if d in selected else np.maximum(within, qd)
+        np.testing.assert_allclose(q[fam[d]], want, rtol=1e-9)
+        assert all(levers[i]["q_driver"] == pytest.approx(qd, rel=1e-9) for i in fam[d])
     for e in levers:
         assert e["significant"] == (e["q_value"] <= 0.05)
         assert e["robust"] is None and e["threshold"] is None

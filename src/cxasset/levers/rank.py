@@ -10,8 +10,8 @@ customer equity of a realistic improvement, with the false discovery rate contro
    realistic step (declared in the spec; otherwise half a standard deviation, rounded, in the
    direction that adds value) and of one standard deviation, with draws from the coefficients'
    uncertainty;
-4. Benjamini-Hochberg q-values across all (driver, mechanism) pairs; a pair is *significant*
-   when ``q <= fdr``;
+4. false discovery rate control in two stages (:func:`hierarchical_q`): drivers first, then
+   the mechanisms of the selected drivers; a pair is *significant* when ``q <= fdr``;
 5. significant pairs are re-checked (:mod:`.robustness`) and called *robust* or *fragile*;
 6. collinear drivers (variance inflation above 5) and drivers measured during the outcome window
    (reverse causality possible) are flagged; top levers per segment; undeclared levers listed.
@@ -59,6 +59,36 @@ def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
     return q
 
 
+def simes(p: np.ndarray) -> float:
+    """Simes' combined p-value of a family (valid under independence and positive dependence)."""
+    p = np.sort(np.asarray(p, dtype=float)[np.isfinite(p)])
+    if not len(p):
+        return float("nan")
+    return float(min(1.0, np.min(p * len(p) / np.arange(1, len(p) + 1))))
+
+
+def hierarchical_q(drivers: list[str], p: np.ndarray, fdr: float
+                   ) -> tuple[np.ndarray, dict[str, float]]:
+    """Two-stage FDR control (Benjamini & Bogomolov 2014): drivers are tested first (Simes'
+    combination of their mechanisms' p-values, BH across drivers); within each of the R drivers
+    selected at level ``fdr`` (of M), the mechanisms' BH q-values are inflated by ``M / R``, so a
+    (driver, mechanism) pair is significant when its q-value is ``<= fdr``. A driver with no
+    effect is flagged with probability about the FDR level, however many mechanisms it is tested
+    through. Pairs of unselected drivers get a q-value above ``fdr`` (at least their driver's).
+    Returns the pairs' q-values and each driver's q-value."""
+    p = np.asarray(p, dtype=float)
+    names = list(dict.fromkeys(drivers))
+    fam = {d: np.array([i for i, x in enumerate(drivers) if x == d]) for d in names}
+    qd = benjamini_hochberg(np.array([simes(p[fam[d]]) for d in names]))
+    selected = {d for d, q in zip(names, qd, strict=True) if q <= fdr}
+    inflate = len(names) / max(len(selected), 1)
+    q = np.full(len(p), np.nan)
+    for d, qdi in zip(names, qd, strict=True):
+        within = np.minimum(benjamini_hochberg(p[fam[d]]) * inflate, 1.0)
+        q[fam[d]] = within if d in selected else np.maximum(within, qdi)
+    return q, {d: float(v) for d, v in zip(names, qd, strict=True)}
+
+
 def nice_step(sd: float) -> float:
     """Half a standard deviation to two significant digits."""
     return float(f"{0.5 * sd:.2g}") if sd > 0 else 1.0
@@ -83,7 +113,9 @@ class LeverReport:
                 "undeclared_levers": self.undeclared, "thresholds": self.thresholds,
                 "fdr": self.fdr, "customer_equity": self.equity, "currency": self.currency,
                 "notes": self.notes,
-                "method": f"Benjamini-Hochberg false discovery rate {self.fdr:.0%} across "
+                "method": f"false discovery rate {self.fdr:.0%}, two-stage: Benjamini-Hochberg "
+                          "across drivers (Simes over each driver's mechanisms), then across the "
+                          "mechanisms of the selected drivers (Benjamini-Bogomolov), "
                           f"{len(self.levers)} driver-mechanism pairs; effects are associations "
                           "adjusted for the other drivers and the controls"}
 
@@ -107,7 +139,7 @@ def rank_levers(ws: Any, spec: ValueMapSpec | None = None, *, draws: int = 400, 
     drivers = list(est.design.drivers)
     pairs = [(d, m) for d in drivers for m in est.mechanisms]
     p0 = np.array([est.fits[m].effect(d, est.design)[2] for d, m in pairs])
-    q0 = benjamini_hochberg(p0)
+    q0, _ = hierarchical_q([d for d, _ in pairs], p0, spec.fdr)
     found: dict[str, Threshold] = {}
     notes: list[str] = []
     if thresholds and len(est.fit_rows) < MIN_THRESHOLD_ROWS:
@@ -155,7 +187,8 @@ def rank_levers(ws: Any, spec: ValueMapSpec | None = None, *, draws: int = 400, 
                        per_unit=False)
             r.p_value = _joint_p(est, d, m) if ev is None else r.p_value
             results.append(r)
-    q = benjamini_hochberg(np.array([r.p_value for r in results]))
+    q, q_driver = hierarchical_q([r.driver for r in results],
+                                 np.array([r.p_value for r in results]), spec.fdr)
     vif = collinearity(est.design)
     sig = [(r, qi) for r, qi in zip(results, q, strict=True) if qi <= spec.fdr]
     checks = {}
@@ -179,6 +212,7 @@ def rank_levers(ws: Any, spec: ValueMapSpec | None = None, *, draws: int = 400, 
             "direction": "higher" if r.step > 0 else "lower",
             "impact": _q(r.impact), "impact_per_sd": _q(r.impact_per_sd),
             "effect": r.to_dict()["effect"], "p_value": r.p_value, "q_value": float(qi),
+            "q_driver": q_driver[r.driver],
             "significant": significant,
             "robust": (rob.robust if rob is not None else None) if significant else None,
             "robustness": rob.to_dict() if rob is not None else None,
