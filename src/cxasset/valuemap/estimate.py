@@ -187,13 +187,19 @@ def per_period_alive(f: pd.DataFrame, cls: Any) -> pd.DataFrame:
     p = np.asarray(plain.probability_alive(f[RFM]), dtype=float)
     rec, T = f["recency"].to_numpy(dtype=float), f["T"].to_numpy(dtype=float)
     alive = np.maximum(rec + p * (T - rec), 0.0) + (f["exposure"].to_numpy(dtype=float) - T)
+    return _with_alive_exposure(f, alive)
+
+
+def _with_alive_exposure(f: pd.DataFrame, alive: np.ndarray) -> pd.DataFrame:
+    """``f`` with ``alive_exposure`` and its ``*_per_period`` drivers per period alive."""
     out = f.copy()
     out["alive_exposure"] = np.maximum(alive, 1e-3)
-    ratio = f["exposure"].to_numpy(dtype=float) / out["alive_exposure"].to_numpy()
-    for c in f.columns:
-        if c.endswith("_per_period") and c not in ("contacts_per_period",
-                                                    "cost_to_serve_per_period"):
-            out[c] = f[c].to_numpy(dtype=float) * ratio
+    if "exposure" in f.columns:
+        ratio = f["exposure"].to_numpy(dtype=float) / out["alive_exposure"].to_numpy()
+        for c in f.columns:
+            if c.endswith("_per_period") and c not in ("contacts_per_period",
+                                                        "cost_to_serve_per_period"):
+                out[c] = f[c].to_numpy(dtype=float) * ratio
     return out
 
 
@@ -352,15 +358,7 @@ def per_period_active(f: pd.DataFrame) -> pd.DataFrame:
     :func:`per_period_alive`)."""
     if "alive_exposure" in f.columns:
         return f
-    out = f.copy()
-    out["alive_exposure"] = np.maximum(f["tenure"].to_numpy(dtype=float), 1e-3)
-    if "exposure" in f.columns:
-        ratio = f["exposure"].to_numpy(dtype=float) / out["alive_exposure"].to_numpy()
-        for c in f.columns:
-            if c.endswith("_per_period") and c not in ("contacts_per_period",
-                                                        "cost_to_serve_per_period"):
-                out[c] = f[c].to_numpy(dtype=float) * ratio
-    return out
+    return _with_alive_exposure(f, f["tenure"].to_numpy(dtype=float))
 
 
 def fit_spend(data: pd.DataFrame, terms: list[str]) -> tuple[Any, MechanismFit]:
