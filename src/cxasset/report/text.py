@@ -98,8 +98,8 @@ def levers_table(d: dict[str, Any], top: int = 15) -> Table:
     C collinear, R measured during the outcome window (reverse causality possible), U undeclared."""
     cur = d["currency"]
     t = Table("#", "driver", "mechanism", "step", "Δ equity (90% interval)", "q", "verdict",
-              "flags", title=f"Growth levers · FDR {d['fdr']:.0%} (Benjamini-Hochberg) · "
-              f"customer equity {money(d['customer_equity'], cur)}",
+              "flags", title=f"Growth levers · FDR {d['fdr']:.0%} (two-stage) · customer equity "
+              f"{money(d['customer_equity'], cur)} (lever models)",
               caption=d["method"] + ". Flags: C collinear, R reverse causality possible, "
               "U undeclared; > x: threshold")
     rows = [e for e in d["levers"] if e["significant"]] or d["levers"]

@@ -264,7 +264,8 @@ def estimate(ws: Any, drivers: Sequence[str] | None = None, controls: Sequence[s
     scale = n / len(score_rows)
     vs = valuation_settings(ws, horizon)
     terms = design.terms
-    notes: list[str] = []
+    notes: list[str] = ["customer equity here comes from the mechanism models with every driver "
+                        "as a covariate; `cxasset value` uses the model `cxasset fit` chose"]
     fits: dict[str, MechanismFit] = {}
     if len(fit_rows) < n:
         notes.append(f"mechanisms fitted on a random {len(fit_rows):,} of {n:,} customers")
