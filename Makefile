@@ -24,6 +24,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/rfm.py
 	$(BIN)/python benchmarks/clv.py
+	$(BIN)/python benchmarks/levers.py
 
 lint: $(STAMP)
 	$(BIN)/python -m ruff check src tests benchmarks
