@@ -121,6 +121,14 @@ def score_cells(purchase: Any, spend: Any, cells: pd.DataFrame, s: ValuationSett
     if s.horizon <= 0:
         raise ModelDataError(f"horizon must be a positive number of periods; got {s.horizon}")
     alive, det, tx = _det(purchase, cells, s)
+    return with_clv(spend, cells, alive, tx, det, s)
+
+
+def with_clv(spend: Any, cells: pd.DataFrame, alive: np.ndarray, tx: np.ndarray,
+             det: np.ndarray, s: ValuationSettings) -> pd.DataFrame:
+    """``cells`` with ``p_alive``, ``expected_transactions``, ``det``, the spend line
+    ``spend_0, spend_1`` and ``clv``, refusing a CLV that is not finite or negative (any purchase
+    model's scoring ends here)."""
     s0, s1 = _spend_line(spend, cells)
     out = cells.copy()
     out["p_alive"], out["expected_transactions"], out["det"] = alive, tx, det

@@ -15,11 +15,11 @@ from cxasset.models.workflow import covariate_expressions, load_models
 from cxasset.valuation.clv import (
     Valuation,
     ValuationSettings,
-    _spend_line,
     cell_columns,
     log_delta_interval,
     score_cells,
     summarise,
+    with_clv,
 )
 
 #: What identifies a cell of a discrete-opportunity (BG/BB) book.
@@ -118,20 +118,8 @@ def score_discrete_cells(purchase: Any, spend: Any, cells: pd.DataFrame, s: Valu
         raise ModelDataError(f"horizon must be a positive number of periods; got {s.horizon}")
     by = purchase.expected_purchases_by_opportunity(s.horizon, cells)
     disc = (1.0 + s.period_rate) ** -np.arange(1, s.horizon + 1, dtype=float)
-    s0, s1 = _spend_line(spend, cells)
-    out = cells.copy()
-    out["p_alive"] = purchase.probability_alive(cells)
-    out["expected_transactions"], out["det"] = by.sum(axis=1), by @ disc
-    out["spend_0"], out["spend_1"] = s0, s1
-    out["clv"] = s.margin_rate * (s0 + s1 * cells["monetary_value"].to_numpy()) * out["det"]
-    clv = out["clv"].to_numpy()
-    if np.any(~np.isfinite(clv)):
-        raise ModelDataError("CLV is not finite for some customers: the fitted parameters give "
-                             "an undefined expectation (e.g. Gamma-Gamma q <= 1)")
-    if np.any(clv < 0):
-        raise ModelDataError("negative CLV: expected spend came out negative; check the spend "
-                             "model's fit")
-    return out
+    return with_clv(spend, cells, np.asarray(purchase.probability_alive(cells), dtype=float),
+                    by.sum(axis=1), by @ disc, s)
 
 
 def value_subscriptions(ws: Any, horizon: int | None = None, interval: bool = True) -> Valuation:
