@@ -224,7 +224,7 @@ def rank_levers(ws: Any, spec: ValueMapSpec | None = None, *, draws: int = 400, 
             "measured_from": drv.source,
         })
     entries.sort(key=lambda e: -e["impact"]["mean"])
-    by_driver = _by_driver(est, drivers, results, entries, draws, seed)
+    by_driver = _by_driver(drivers, results, entries)
     segments = _segments(est, [e for e in entries if e["significant"]], draws, seed)
     undeclared = sorted({e["driver"] for e in entries if e["significant"] and not e["declared"]
                          and e["impact"]["mean"] > 0})
@@ -272,12 +272,13 @@ def _threshold(est: Estimate, driver: str, max_rows: int, seed: int) -> Threshol
     return best if best.cut is not None else None
 
 
-def _by_driver(est: Estimate, drivers: list[str], results: list[LinkResult],
-               entries: list[dict[str, Any]], draws: int, seed: int) -> list[dict[str, Any]]:
+def _by_driver(drivers: list[str], results: list[LinkResult], entries: list[dict[str, Any]]
+               ) -> list[dict[str, Any]]:
+    """One entry per driver: its mechanisms' money draws added up."""
     out = []
     for d in drivers:
         rs = [r for r in results if r.driver == d]
-        total = sum(est.impact(d, r.mechanism, r.step, draws=draws, seed=seed) for r in rs)
+        total = sum(r.draws for r in rs)
         es = [e for e in entries if e["driver"] == d]
         out.append({"driver": d, "label": rs[0].label, "step": rs[0].step,
                     "impact": _q(quantiles(np.asarray(total))),

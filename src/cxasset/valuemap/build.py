@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
 from cxasset.exceptions import ModelDataError
 from cxasset.money import money
@@ -53,6 +54,7 @@ class LinkResult:
     impact_per_sd: dict[str, float]
     evidence: str
     extra: dict[str, Any] = field(default_factory=dict)
+    draws: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)  # of ``impact``
 
     @property
     def outcome(self) -> str:
@@ -88,7 +90,7 @@ def assess(est: Estimate, driver: str, mechanism: str, step: float, *, label: st
             b = (w_o * b + w_x * evidence.effect) / (w_o + w_x)
             se = float(np.sqrt(1 / (w_o + w_x)))
             kind = "observational+experiment"
-        p = float(2 * _norm_sf(abs(b) / se))
+        p = float(2 * stats.norm.sf(abs(b) / se))
     sd = est.design.drivers[driver].raw_sd
     kw = {"draws": draws, "seed": seed, "rows": rows, "evidence": evidence}
     imp = est.impact(driver, mechanism, step, **kw)
@@ -96,13 +98,7 @@ def assess(est: Estimate, driver: str, mechanism: str, step: float, *, label: st
     unit_q = quantiles(est.impact(driver, mechanism, 1.0, **kw)) if per_unit else {}
     return LinkResult(driver, label or driver, mechanism, step, unit, b, se, p, quantiles(imp),
                       unit_q, quantiles(per_sd), kind,
-                      {"driver_scale": est.design.drivers[driver].scale})
-
-
-def _norm_sf(z: float) -> float:
-    from scipy import stats
-
-    return float(stats.norm.sf(z))
+                      {"driver_scale": est.design.drivers[driver].scale}, imp)
 
 
 @dataclass
