@@ -114,3 +114,68 @@ def levers_table(d: dict[str, Any], top: int = 15) -> Table:
                   f"{money(e['impact']['mean'], cur)} ({_interval(e['impact'], cur)})",
                   f"{e['q_value']:.1g}", verdict, flags)
     return t
+
+
+_LABELS = {"revenue": "revenue", "margin": "margin", "transactions": "transactions",
+           "active_customers_end": "customers at the end", "churn_rate": "churn over the horizon",
+           "cost_to_serve": "cost to serve", "referrals": "referrals",
+           "customer_equity": "customer equity (discounted)"}
+
+
+def _fmt(k: str, v: float | None, cur: str) -> str:
+    if v is None:
+        return "–"
+    if k == "churn_rate":
+        return f"{v:.1%}"
+    if k in ("transactions", "active_customers_end", "referrals"):
+        return f"{v:,.0f}"
+    return money(v, cur)
+
+
+def scenario_table(d: dict[str, Any]) -> Table:
+    """Baseline vs scenario totals over the horizon, the change with its 90% interval."""
+    cur = d["currency"]
+    t = Table("", "baseline", "scenario", "change (P50)", "90% interval",
+              title=f"{escape(d['name'])} · {d['horizon_months']} months · {d['draws']:,} draws")
+    for k, label in _LABELS.items():
+        b, s, c = d["baseline"][k], d["scenario"][k], d["delta"][k]
+        delta = (f"{c['p50']:+.2%} pts" if k == "churn_rate" and c["p50"] is not None
+                 else _fmt(k, c["p50"], cur))
+        rng = (f"{c['p5']:+.2%} to {c['p95']:+.2%}" if k == "churn_rate" and c["p5"] is not None
+               else f"{_fmt(k, c['p5'], cur)} to {_fmt(k, c['p95'], cur)}")
+        t.add_row(label, _fmt(k, b["p50"], cur), _fmt(k, s["p50"], cur), delta, rng)
+    if d["initiatives"]:
+        t.add_row("cost of the initiatives", "", "", _fmt("cost", d["cost"]["p50"], cur),
+                  _interval(d["cost"], cur))
+        t.add_row("NPV", "", "", _fmt("npv", d["npv"]["p50"], cur), _interval(d["npv"], cur))
+        roi = d["roi"]
+        if roi is not None and roi["p50"] is not None:
+            t.add_row("ROI (NPV / cost)", "", "", f"{roi['p50']:.0%}",
+                      f"{roi['p5']:.0%} to {roi['p95']:.0%}")
+        pay = d["payback_month"]["p50"]
+        t.add_row("payback month", "", "", "–" if pay is None else f"{pay:.0f}",
+                  f"paid back within the horizon in {d['prob_payback']:.0%} of draws")
+        t.add_row("P(NPV > 0)", "", "", f"{d['prob_npv_positive']:.0%}", "")
+    return t
+
+
+def ranking_table(d: dict[str, Any], currency: str) -> Table:
+    """``cxasset compare``: scenarios ranked by expected NPV."""
+    t = Table("rank", "scenario", "NPV (mean)", "90% interval", "P(NPV > 0)", "P(best)", "ROI",
+              title="Scenarios ranked by expected NPV (common random numbers)")
+    for r in d["ranking"]:
+        t.add_row(str(r["rank"]), escape(r["name"]), money(r["npv"]["mean"], currency),
+                  _interval(r["npv"], currency), f"{r['prob_npv_positive']:.0%}",
+                  f"{r['prob_best']:.0%}", "–" if r["roi"] is None else f"{r['roi']:.0%}")
+    return t
+
+
+def portfolio_table(d: dict[str, Any], currency: str) -> Table:
+    """``cxasset optimize``: the efficient frontier (budget -> best portfolio)."""
+    t = Table("budget", "initiatives", "cost", "NPV (mean)", "90% interval", "P(NPV > 0)",
+              title=f"Efficient frontier ({'expected NPV' if d['objective'] == 'mean' else 'P10 of NPV'})")
+    for p in d["frontier"]:
+        t.add_row(money(p["budget"], currency), escape(", ".join(p["names"]) or "none"),
+                  money(p["cost"], currency), money(p["npv"]["mean"], currency),
+                  _interval(p["npv"], currency), f"{p['prob_npv_positive']:.0%}")
+    return t

@@ -17,7 +17,7 @@ size) enters as its logarithm, so its effect is an elasticity (``Driver.log``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,8 +96,14 @@ class Design:
     def shifted(self, name: str, step: float, frame: pd.DataFrame | None = None
                 ) -> pd.DataFrame:
         """The model columns (of ``frame``, default all customers) with ``name`` moved by
-        ``step`` in its own unit (kept within the driver's range: a non-negative driver stays
-        >= 0, a share within [0, 1]) and its threshold terms recomputed; missing values stay
+        ``step`` in its own unit (see :meth:`moved`)."""
+        return self.moved(name, lambda x: x + step, frame)
+
+    def moved(self, name: str, change: Callable[[np.ndarray], np.ndarray],
+              frame: pd.DataFrame | None = None) -> pd.DataFrame:
+        """The model columns (of ``frame``, default all customers) with the raw values ``x`` of
+        ``name`` replaced by ``change(x)`` (kept within the driver's range: a non-negative driver
+        stays >= 0, a share within [0, 1]) and its threshold terms recomputed; missing values stay
         missing (their flag is a control) and are not moved."""
         out = (self.frame if frame is None else frame).copy()
         d = self.drivers[name]
@@ -106,7 +112,7 @@ class Design:
         if miss in out.columns:
             move &= out[miss].to_numpy() == 0
         z = out[name].to_numpy(dtype=float)
-        x = np.clip(self.raw(name, out) + step, d.lower, d.upper)
+        x = np.clip(change(self.raw(name, out)), d.lower, d.upper)
         m = np.log(x) if d.log else x
         out[name] = np.where(move, (m - d.mean) / d.sd, z)
         x = self.raw(name, out)

@@ -76,6 +76,7 @@ class Estimate:
     purchase_cls: Any = None  # None for a subscription book (retention through the hazard)
     seed: int = 0
     ws: Any = None
+    models: dict[str, Any] = field(default_factory=dict)  # purchase, spend or retention model
 
     def refit(self, rows: np.ndarray, frame: pd.DataFrame | None = None,
               terms: list[str] | None = None) -> dict[str, MechanismFit]:
@@ -168,7 +169,8 @@ class Estimate:
         return np.asarray(self.responses[mechanism].change(dz @ coefs.T), dtype=float)
 
 
-def _features(ws: Any) -> pd.DataFrame:
+def book_features(ws: Any) -> pd.DataFrame:
+    """The feature frame the mechanisms are fitted on: `cxasset features` plus channel shares."""
     f = workspace_features(ws).to_pandas()
     return with_channel_shares(f)
 
@@ -248,7 +250,7 @@ def estimate(ws: Any, drivers: Sequence[str] | None = None, controls: Sequence[s
     """
     say = progress or (lambda _m: None)
     contractual = ws.meta()["kind"] == "subscriptions"
-    f = _features(ws) if features is None else features
+    f = book_features(ws) if features is None else features
     name, cls = ("hazard", None) if contractual else purchase_class(ws)
     f = per_period_active(f) if contractual else per_period_alive(f, cls)
     names = candidate_names(f) if drivers is None else list(drivers)
@@ -286,8 +288,9 @@ def estimate(ws: Any, drivers: Sequence[str] | None = None, controls: Sequence[s
         surv = shifted_survival(model, scored_design, age, vs.horizon, 0.0)
         a_i = np.where(active, surv @ disc, 0.0)
         clv_i = responses["retention"].table[:, len(GRID) // 2]
+        models = {"retention": model}
     else:
-        model, fits, responses, clv_i, a_i = _purchase_mechanisms(
+        models, fits, responses, clv_i, a_i = _purchase_mechanisms(
             f, design, fit_rows, score_rows, terms, cls, vs, scale, say, name)
     equity = float(scale * clv_i.sum())
 
@@ -322,16 +325,17 @@ def estimate(ws: Any, drivers: Sequence[str] | None = None, controls: Sequence[s
             responses["referrals"] = Response(base=rate * a_i * ref_val, scale=scale)
         referred_value = ref_val
     return Estimate(design, f, fits, responses, score_rows, equity, vs, referred_value, notes,
-                    fit_rows, cls, seed, ws)
+                    fit_rows, cls, seed, ws, models)
 
 
 def _purchase_mechanisms(f: pd.DataFrame, design: Design, fit_rows: np.ndarray,
                          score_rows: np.ndarray, terms: list[str], cls: Any,
                          vs: ValuationSettings, scale: float, say: Progress, name: str
-                         ) -> tuple[Any, dict[str, MechanismFit], dict[str, Response], np.ndarray,
-                                    np.ndarray]:
-    """Purchase rate, dropout and spend of a non-contractual book: the fitted purchase model,
-    the fits, the responses, each scored customer's CLV and discounted periods alive."""
+                         ) -> tuple[dict[str, Any], dict[str, MechanismFit], dict[str, Response],
+                                    np.ndarray, np.ndarray]:
+    """Purchase rate, dropout and spend of a non-contractual book: the fitted purchase and
+    spend models, the fits, the responses, each scored customer's CLV and discounted periods
+    alive."""
     say(f"fitting {name} with {len(terms)} terms on purchase rate and dropout")
     pp = purchase_params(cls())
 
@@ -350,7 +354,8 @@ def _purchase_mechanisms(f: pd.DataFrame, design: Design, fit_rows: np.ndarray,
                                    vs.period_rate, scale)
     clv_i = responses["purchase_rate"].table[:, len(GRID) // 2]
     responses["spend"] = Response(base=clv_i, scale=scale)
-    return model, fits, responses, clv_i, alive_periods(model, sdata, vs.horizon, vs.period_rate)
+    return ({"purchase": model, "spend": spend}, fits, responses, clv_i,
+            alive_periods(model, sdata, vs.horizon, vs.period_rate))
 
 
 def per_period_active(f: pd.DataFrame) -> pd.DataFrame:
