@@ -1,8 +1,10 @@
 """Scenario simulation: what a CX investment returns, month by month, with intervals.
 
-:func:`prepare` fits the value map's mechanisms on every candidate driver (and the thresholds
-``cxasset levers`` found), tabulates each scored customer's forward-only future
-(:mod:`cxasset.scenarios.tables`), forecasts acquisitions and tabulates template new customers.
+:func:`prepare` fits the value map's mechanisms twice (on the drivers measured before the
+outcomes, and on every driver; see :class:`Planner`), with the thresholds ``cxasset levers``
+found, tabulates each scored customer's forward-only future (:mod:`cxasset.scenarios.tables`),
+forecasts acquisitions (:mod:`cxasset.scenarios.acquisition`) and tabulates template new
+customers.
 :meth:`Planner.simulate` then runs a scenario as a Monte Carlo, cheaply enough for a web planner:
 
 1. each initiative's changes move its target customers' drivers (in order: a later change sees
@@ -22,8 +24,9 @@ and buy once at acquisition (subscriptions: pay once) before their first repeat.
 worth the value of a referred customer (``Estimate.referred_value``). Money is undiscounted in
 totals; ``customer_equity`` (margin minus cost to serve plus referral value over the horizon) and
 ``npv`` are discounted monthly at ``(1 + annual rate) ** (m / 12)``, flows at the end of month
-``m``. Intervals carry parameter, effect and acquisition uncertainty; the fitted baseline curve
-of existing customers is held at its estimate.
+``m``. Intervals carry parameter, effect and acquisition uncertainty, and the sampling error of
+valuing a random sample of the customers (``max_score``) as the whole base; the baseline curves
+are held at the plain models' estimates.
 """
 
 from __future__ import annotations
@@ -33,7 +36,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from scipy import sparse
 
 from cxasset.scenarios.result import ScenarioResult
@@ -227,32 +229,41 @@ class Planner:
             acq = np.zeros((draws, H))
         say(f"simulating {draws:,} draws over {H} months")
         base_ex, scen_ex = self._existing(mvs, coefs, effect, H)
+        rel_base, rel_delta = self._sampling(mvs, coefs, effect, H)
+        if rel_base or rel_delta:  # customers valued on a sample: its error, per draw
+            z = np.random.default_rng([seed, 4]).standard_normal((draws, 2))
+            z[0] = 0.0
+            for k in base_ex:
+                moved = base_ex[k] * (1 + rel_base * z[:, :1])
+                scen_ex[k] = moved + (scen_ex[k] - base_ex[k]) * (1 + rel_delta * z[:, 1:])
+                base_ex[k] = moved
         base_nw, scen_nw = self._new(mvs_new, coefs, effect, acq, H)
         cost = self._costs(s, tg, tg_new, acq)
         churn = self._target_churn(s, tg, mvs, coefs, effect)
         return ScenarioResult.assemble(s, base_ex, scen_ex, base_nw, scen_nw, cost, disc, vs,
                                        self.est.referred_value or 0.0, acq, churn, self.notes)
 
-    def _aggregate(self, tables: Tables, inverse: np.ndarray, groups: int,
-                   weights: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+    @staticmethod
+    def _aggregate(tables: Tables, inverse: np.ndarray, groups: int, weights: np.ndarray
+                   ) -> dict[str, dict[str, np.ndarray]]:
         """Group sums (weighted per customer) of every table: per purchase mechanism ``cum``,
         ``scum`` (spend-weighted), ``alive``, ``calive`` (cost-weighted), ``ralive``
-        (referral-weighted), each (groups, shifts, months + 1)."""
+        (referral-weighted), each (groups, shifts, months + 1). The per-customer weights go
+        into the sparse group matrix, so the tables are never copied."""
         n = len(tables.rows)
-        G = sparse.csr_matrix((weights, (inverse, np.arange(n))), shape=(groups, n))
-        out: dict[str, dict[str, np.ndarray]] = {}
-        for mech in tables.cum:
-            cum, alive = tables.cum[mech], tables.alive[mech]
-            shape = (groups, *cum.shape[1:])
+        cols = np.arange(n)
 
-            def agg(a: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
-                a2 = a.reshape(n, -1) if w is None else (a * w[:, None, None]).reshape(n, -1)
-                return np.asarray(G @ a2).reshape(shape)
+        def agg(a: np.ndarray, w: np.ndarray) -> np.ndarray:
+            G = sparse.csr_matrix((weights * w, (inverse, cols)), shape=(groups, n))
+            return np.asarray(G @ a.reshape(n, -1)).reshape(groups, *a.shape[1:])
 
-            out[mech] = {"cum": agg(cum), "scum": agg(cum, tables.spend), "alive": agg(alive),
-                         "calive": agg(alive, tables.cost_rate),
-                         "ralive": agg(alive, tables.referral_rate)}
-        return out
+        one = np.ones(n)
+        return {mech: {"cum": agg(tables.cum[mech], one),
+                       "scum": agg(tables.cum[mech], tables.spend),
+                       "alive": agg(tables.alive[mech], one),
+                       "calive": agg(tables.alive[mech], tables.cost_rate),
+                       "ralive": agg(tables.alive[mech], tables.referral_rate)}
+                for mech in tables.cum}
 
     def _existing(self, mvs: list[_Moves | None], coefs: list[dict[str, Any]],
                   effect: np.ndarray, H: int
@@ -308,6 +319,38 @@ class Planner:
                 for k in scen:
                     scen[k] += moved[k] - still[k]
         return base, scen
+
+    def _sampling(self, mvs: list[_Moves | None], coefs: list[dict[str, Any]],
+                  effect: np.ndarray, H: int) -> tuple[float, float]:
+        """Relative standard errors of the baseline revenue and of its change over the horizon
+        that come from valuing a random sample of the customers (0 when every customer is
+        scored): ``sqrt((1 - n/N) n var(v_i)) / |sum v_i|`` over the scored customers' values
+        ``v_i`` at the point estimate (cumulative to the horizon, at the horizon's ramp)."""
+        n, N = len(self.base.rows), len(self.est.features)
+        if n >= N or n < 2:
+            return 0.0, 0.0
+        t0 = self.base
+        mech0 = next(iter(t0.cum))
+        base_i = t0.spend * t0.cum[mech0][:, ZERO, H]
+        delta_i = np.zeros(n)
+        for part, mv, c in zip(self.parts, mvs, coefs, strict=True):
+            if mv is None:
+                continue
+            d = self._deltas(mv, {m: (t, v[:1]) for m, (t, v) in c.items()}, effect[:1],
+                             np.array([H]))
+            di = {m: v[0, mv.inverse, 0] for m, v in d.items()}  # per customer
+            tb = part.base
+            zero = next(iter(tb.cum.values()))[:, ZERO, H]
+            tx = zero + sum(interpolate(tb.cum[m][:, :, H:H + 1], di[m][:, None])[:, 0] - zero
+                            for m in tb.cum if m in di)
+            moved = tb.spend * tx * np.exp(di.get("spend", 0.0))
+            delta_i += moved - tb.spend * zero
+
+        def rel(v: np.ndarray) -> float:
+            total = abs(v.sum())
+            return float(np.sqrt((1 - n / N) * n * v.var(ddof=1)) / total) if total > 0 else 0.0
+
+        return rel(base_i), rel(delta_i)
 
     def _costs(self, s: Scenario, tg: np.ndarray, tg_new: np.ndarray | None, acq: np.ndarray
                ) -> np.ndarray:
@@ -437,9 +480,9 @@ def _effect_sd(ch: Any, x: np.ndarray) -> float:
 
 
 def _series(agg: dict[str, dict[str, np.ndarray]], deltas: dict[str, np.ndarray], K: int,
-            H: int) -> dict[str, np.ndarray]:
-    """Monthly totals (K, H) over groups: revenue, transactions, alive at the start and end of
-    the month, cost to serve, referrals."""
+            H: int, by_group: bool = False) -> dict[str, np.ndarray]:
+    """Monthly totals (K, H) over groups (``by_group``: per group, (K, groups, H)): revenue,
+    transactions, alive at the start and end of the month, cost to serve, referrals."""
     def shift(mech: str) -> np.ndarray:
         return deltas[mech] if mech in deltas else np.zeros((K, 1, 1))
 
@@ -478,8 +521,11 @@ def _series(agg: dict[str, dict[str, np.ndarray]], deltas: dict[str, np.ndarray]
     cost = (cmid + (z["calive0"] + z["calive1"]) / 2) * np.exp(shift("cost_to_serve"))
     refs = (rmid + (z["ralive0"] + z["ralive1"]) / 2) * np.exp(shift("referrals"))
 
+    groups = next(iter(agg.values()))["cum"].shape[0]
+
     def total(v: Any) -> np.ndarray:
-        return np.broadcast_to(v, (K, np.shape(v)[1] if np.ndim(v) == 3 else 1, H)).sum(axis=1)
+        full = np.broadcast_to(v, (K, groups, H))
+        return full if by_group else full.sum(axis=1)
 
     return {"revenue": total(rev), "transactions": total(tx), "alive_start": total(alive0),
             "alive_end": total(alive1), "cost_to_serve": total(cost), "referrals": total(refs)}

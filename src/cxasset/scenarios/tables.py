@@ -167,7 +167,9 @@ def customer_tables(est: Any, rows: np.ndarray, months: int, new: bool = False,
     if "referrals" in est.fits:
         fit = est.fits["referrals"]
         ref = np.exp(fit.intercept + X @ fit.coef) * per_month
-    return Tables(rows, cum, alive, spend, cost, ref)
+    c_order = {k: np.ascontiguousarray(v) for k, v in cum.items()}  # row-major: cheap group sums
+    a_order = {k: np.ascontiguousarray(v) for k, v in alive.items()}
+    return Tables(rows, c_order, a_order, spend, cost, ref)
 
 
 def _purchase_tables(est: Any, rows: np.ndarray, months: int, per_month: float, new: bool,
