@@ -165,9 +165,6 @@ def test_tables_are_monotone_in_time_and_shift(tab: Tables) -> None:
     assert (np.diff(tab.alive["dropout"][:, :, 1:], axis=1) < 0).all()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: plain-model levels times the full model's ratio give P(alive) above 1 and rising "
-    "over time for customers the full model thinks nearly dead (see the report)"))
 def test_planner_tables_stay_probabilities(planner: Planner) -> None:
     """With the plain models' levels (what ``prepare`` tabulates) a customer's P(alive) must
     still lie in [0, P(alive now)] and not rise over the months, at every shift."""
@@ -253,9 +250,7 @@ def test_pareto_nbd_shifts(book_rfm: pd.DataFrame) -> None:
 NEW_MODELS = [
     pytest.param(BetaGeoModel, BGNBD, id="bgnbd"),
     pytest.param(ParetoNBDModel, PNBD, id="pnbd"),
-    pytest.param(ModifiedBetaGeoModel, MBGNBD, id="mbgnbd", marks=pytest.mark.xfail(
-        strict=True, reason="bug: MBG/NBD new customers are taken alive after their first "
-        "purchase (P = 1, not b/(a+b)): (a+b)/b times the model's expected_purchases")),
+    pytest.param(ModifiedBetaGeoModel, MBGNBD, id="mbgnbd"),
 ]
 
 
@@ -265,8 +260,10 @@ def test_new_customers_follow_the_prior(cls: Any, params: dict[str, float],
     model = cls.from_params(**params)
     tab = customer_tables(fake_estimate(model, book_rfm), np.arange(5), M, new=True)
     t = np.arange(M + 1) * MONTH_DAYS / 7.0
+    # alive after the first purchase: MBG/NBD drops out there with probability p, E[p] = a/(a+b)
+    alive0 = params["b"] / (params["a"] + params["b"]) if cls is ModifiedBetaGeoModel else 1.0
     for mech in ("purchase_rate", "dropout"):
-        assert_array_equal(tab.alive[mech][:, :, 0], 1.0)
+        assert_allclose(tab.alive[mech][:, :, 0], alive0, rtol=1e-12)
         assert_array_equal(tab.cum[mech][:, :, 0], 0.0)
     assert_allclose(tab.cum["purchase_rate"][:, ZERO, 1:],
                     np.broadcast_to(model.expected_purchases(t)[1:], (5, M)), rtol=1e-3)
@@ -301,14 +298,26 @@ def test_plain_levels_keep_the_mechanisms_relative_change(planner: Planner, est:
     lv = customer_tables(est, rows, M, plain=plain)
     data = est.features[[*RFM, "monetary_value"]].iloc[rows].reset_index(drop=True)
     t = months_in_periods(est)
-    assert_allclose(lv.cum["dropout"][:, ZERO, 1:], expected(pm, t, data)[:, 1:], rtol=1e-3)
-    assert_allclose(lv.alive["purchase_rate"][:, ZERO], pm.alive_curve(t, data), rtol=1e-3,
+    # where the two models agree within the bound (x3) the relative change is the full model's
+    ok = np.ones(len(rows), bool)
+    for k in ("cum", "alive"):
+        base = getattr(tab, k)["dropout"][:, ZERO, 1:]
+        r = expected(pm, t, data)[:, 1:] / base if k == "cum" else pm.alive_curve(t, data)[
+            :, 1:] / base
+        ok &= ((r > 1 / 2.9) & (r < 2.9)).all(axis=1)
+    assert_allclose(lv.cum["dropout"][ok, ZERO, 1:], expected(pm, t, data)[ok, 1:], rtol=1e-3)
+    assert_allclose(lv.alive["purchase_rate"][ok, ZERO], pm.alive_curve(t, data)[ok], rtol=1e-3,
                     atol=2e-4)
+    assert ok.mean() > 0.8
     for mech in ("purchase_rate", "dropout"):
         for k in ("cum", "alive"):
-            full, level = getattr(tab, k)[mech][:, :, 1:], getattr(lv, k)[mech][:, :, 1:]
-            assert_allclose(level / level[:, ZERO:ZERO + 1], full / full[:, ZERO:ZERO + 1],
-                            rtol=1e-9)
+            full, level = getattr(tab, k)[mech][ok, :, 1:], getattr(lv, k)[mech][ok, :, 1:]
+            want, got = full / full[:, ZERO:ZERO + 1], level / level[:, ZERO:ZERO + 1]
+            if k == "cum":
+                assert_allclose(got, want, rtol=5e-3)  # purchases kept non-decreasing
+            else:  # survival is capped where the level ratio would make it rise: only lower
+                assert (got <= want * (1 + 2e-3)).all()
+                assert np.mean(np.isclose(got, want, rtol=2e-3)) > 0.9
     assert_allclose(lv.spend, ps.conditional_expected_average_profit(data), rtol=1e-12)
     assert_allclose(lv.cost_rate, tab.cost_rate, rtol=1e-12)
     assert_allclose(lv.referral_rate, tab.referral_rate, rtol=1e-12)

@@ -395,6 +395,33 @@ class BaseModel(ABC):
             iterations=int(res.get("nit", 0)), cov_unconstrained=cov, notes=tuple(notes))
         self.n_obs_ = n_obs
 
+    def robust_cov(self) -> np.ndarray:
+        """Sandwich (Huber-White) covariance of the free parameters, ``H^-1 (sum_i s_i s_i')
+        H^-1`` with ``s_i`` each customer's score: valid when the model is misspecified (e.g.
+        heterogeneity the covariates do not capture), where the Hessian's inverse understates
+        the uncertainty of covariate effects. Falls back to the model-based covariance without
+        an analytic per-row gradient."""
+        self._check_is_fitted()
+        bread = self.result_.cov_unconstrained
+        with np.errstate(all="ignore"):
+            p = self._unpack(self._theta, self._arrays)
+            out = self._ll_grad(p, self._arrays)
+        if out is None:
+            return bread
+        _, dp = out
+        cols = []
+        for name in self._param_names:
+            kind = self._constraints[name]
+            v = p[name]
+            chain = v if kind == "positive" else v * (1 - v) if kind == "unit" else 1.0
+            cols.append(np.broadcast_to(np.asarray(dp[name]) * chain, self._w.shape))
+        for name, cs in self.covariates_.items():
+            d = np.asarray(dp[name]) * p[name] * self._covariate_params[name]
+            cols += [d * self._arrays[c] for c in cs]
+        S = np.column_stack(cols)
+        meat = S.T @ (S * self._w[:, None])
+        return bread @ meat @ bread
+
     @classmethod
     def from_params(cls, **params: float) -> Self:
         """A model with given parameters and no covariates (e.g. published estimates), for

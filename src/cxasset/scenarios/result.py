@@ -150,7 +150,7 @@ class ScenarioResult:
             "cost": quantiles(self.cost.sum(axis=1)),
             "cumulative_npv": quantiles(np.cumsum(self.cash, axis=1)),
         }
-        pay = self.payback
+        pay = self.payback if s.initiatives else np.full(len(self.npv), np.nan)
         return {
             "name": s.name, "horizon_months": self.months, "currency": self.currency,
             "draws": int(len(self.npv)),
@@ -166,7 +166,7 @@ class ScenarioResult:
             "npv": quantiles(self.npv),
             "roi": quantiles(self.roi) if np.isfinite(self.roi).any() else None,
             "payback_month": quantiles(pay),
-            "prob_payback": float(np.mean(np.isfinite(pay))),
+            "prob_payback": float(np.mean(np.isfinite(pay))) if s.initiatives else None,
             "prob_npv_positive": self.prob_npv_positive,
             "target_churn": None if self.target_churn is None else {
                 **{k: v for k, v in self.target_churn.items() if k != "scenario"},
@@ -202,9 +202,13 @@ class ScenarioResult:
         if tc is not None:
             c = quantiles(tc["scenario"])
             who = _who(tc["target"])
-            verb = "cut" if c["p50"] < tc["baseline"] else "raise"
-            out += (f"{verb} {tc['months']}-month churn{who} from {tc['baseline']:.1%} to "
-                    f"{c['p50']:.1%} (90% interval {c['p5']:.1%}–{c['p95']:.1%}) and ")
+            if round(c["p50"], 3) == round(tc["baseline"], 3):
+                out += (f"leave {tc['months']}-month churn{who} at {tc['baseline']:.1%} "
+                        f"(90% interval {c['p5']:.1%}–{c['p95']:.1%}) and ")
+            else:
+                verb = "cut" if c["p50"] < tc["baseline"] else "raise"
+                out += (f"{verb} {tc['months']}-month churn{who} from {tc['baseline']:.1%} to "
+                        f"{c['p50']:.1%} (90% interval {c['p5']:.1%}–{c['p95']:.1%}) and ")
         verb = "add" if q["p50"] >= 0 else "lose"
         out += (f"{verb} {money(abs(q['p50']), cur)} of margin ({_range(q, cur)}): "
                 f"NPV {money(quantiles(self.npv)['p50'], cur)} "

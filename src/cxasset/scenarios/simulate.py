@@ -43,6 +43,8 @@ from cxasset.scenarios.spec import Scenario, SpecError, check_scenario, target_m
 from cxasset.scenarios.tables import ZERO, Tables, customer_tables, interpolate, plain_models
 
 Progress = Callable[[str], None]
+#: Tail share of each driver clipped in the planner's models (see ``build_design``).
+WINSOR = 0.01
 
 
 @dataclass
@@ -140,8 +142,13 @@ class Planner:
         feats = self.est.features.iloc[tables.rows].reset_index(drop=True)
         out = np.zeros((len(tables.rows), len(s.initiatives)), bool)
         for i, ini in enumerate(s.initiatives):
-            if ini.applies_to != ("existing" if new else "new"):
+            if ini.applies_to == ("existing" if new else "new"):
+                continue
+            try:
                 out[:, i] = target_mask(ini.target, feats, f"initiative {ini.name!r}")
+            except SpecError:
+                if not new:  # the book was checked: new customers may just lack the target
+                    raise
         return out
 
     def _moves(self, s: Scenario, part: int, tables: Tables, targeted: np.ndarray,
@@ -280,11 +287,12 @@ class Planner:
                 continue
             agg = self._aggregate(part.base, mv.inverse, mv.groups, w)
             own = _series(agg, {}, 1, H)  # the part's own baseline: its change is relative
+            since = [np.cumsum(r) / months for r in mv.ramps]  # average ramp since today
             for lo in range(0, len(effect), 250):
                 sl = slice(lo, lo + 250)
                 d = self._deltas(mv, {m: (t, v[sl]) for m, (t, v) in c.items()}, effect[sl],
-                                 months)
-                for k, v in _series(agg, d, len(effect[sl]), H).items():
+                                 months, since)
+                for k, v in _series(agg, d, len(effect[sl]), H, memory=True).items():
                     scen[k][sl] += v - own[k]
         return base, scen
 
@@ -336,8 +344,9 @@ class Planner:
         for part, mv, c in zip(self.parts, mvs, coefs, strict=True):
             if mv is None:
                 continue
+            since = [np.cumsum(r) / np.arange(1, len(r) + 1) for r in mv.ramps]
             d = self._deltas(mv, {m: (t, v[:1]) for m, (t, v) in c.items()}, effect[:1],
-                             np.array([H]))
+                             np.array([H]), since)
             di = {m: v[0, mv.inverse, 0] for m, v in d.items()}  # per customer
             tb = part.base
             zero = next(iter(tb.cum.values()))[:, ZERO, H]
@@ -382,7 +391,8 @@ class Planner:
         for part, mv, c in zip(self.parts, mvs, coefs, strict=True):
             if mv is None:
                 continue
-            d = self._deltas(mv, c, effect, np.array([m]))
+            since = [np.cumsum(r) / np.arange(1, len(r) + 1) for r in mv.ramps]
+            d = self._deltas(mv, c, effect, np.array([m]), since)
             for mech, a in self._aggregate(part.base, mv.inverse, mv.groups, w).items():
                 t = a["alive"]
                 end += interpolate(t[None, :, :, m:m + 1], d[mech]).sum(axis=(1, 2)) - \
@@ -392,8 +402,8 @@ class Planner:
 
 
 def prepare(ws: Any, months: int = 36, *, max_fit: int = 200_000, max_score: int = 10_000,
-            max_templates: int = 2_000, seed: int = 0, progress: Progress | None = None
-            ) -> Planner:
+            max_templates: int = 2_000, seed: int = 0, progress: Progress | None = None,
+            scenarios: list[Scenario] | None = None) -> Planner:
     """Fit and tabulate everything scenarios on this book need, once.
 
     Parameters
@@ -407,6 +417,8 @@ def prepare(ws: Any, months: int = 36, *, max_fit: int = 200_000, max_score: int
         Customers sampled to fit the mechanisms and to tabulate (money is scaled to the base).
     max_templates : int
         Recent customers standing for future acquisitions.
+    scenarios : list of Scenario, optional
+        Checked against the book (drivers, targets) before anything is fitted.
     """
     from cxasset.exceptions import WorkspaceError
     from cxasset.scenarios.acquisition import (
@@ -425,6 +437,8 @@ def prepare(ws: Any, months: int = 36, *, max_fit: int = 200_000, max_score: int
         cuts = {}
     f = book_features(ws)
     names = candidate_names(f)
+    for s in scenarios or []:
+        check_scenario(s, f, names)
     attributes = [d for d in names if not source_of(d)[1]]
     groups = [(attributes, "attributes (measured before the outcomes)")] \
         if attributes and len(attributes) < len(names) else []
@@ -440,7 +454,7 @@ def prepare(ws: Any, months: int = 36, *, max_fit: int = 200_000, max_score: int
         say(f"fitting the mechanisms on {label}")
         est = estimate(ws, drivers, max_fit=max_fit, max_score=max_score, seed=seed,
                        thresholds={d: c for d, c in cuts.items() if d in drivers},
-                       features=f, progress=say)
+                       features=f, progress=say, winsor=WINSOR, robust=True)
         if plain is None and "retention" not in est.models:
             plain = plain_models(est)
         say(f"tabulating {len(est.scored):,} customers' futures over {months} months")
@@ -480,11 +494,23 @@ def _effect_sd(ch: Any, x: np.ndarray) -> float:
 
 
 def _series(agg: dict[str, dict[str, np.ndarray]], deltas: dict[str, np.ndarray], K: int,
-            H: int, by_group: bool = False) -> dict[str, np.ndarray]:
+            H: int, by_group: bool = False, memory: bool = False) -> dict[str, np.ndarray]:
     """Monthly totals (K, H) over groups (``by_group``: per group, (K, groups, H)): revenue,
-    transactions, alive at the start and end of the month, cost to serve, referrals."""
+    transactions, alive at the start and end of the month, cost to serve, referrals.
+
+    ``deltas[mech]`` (K, groups, H) is the shift in each month. Without ``memory`` (a cohort at
+    a fixed level) both ends of month ``m`` are read at month ``m``'s shift. With ``memory`` (a
+    ramp on customers alive today), ``deltas`` holds the shift *averaged since today*: the state
+    at the end of month ``m`` is read at that month's average and the start at the previous
+    month's, so customers not kept during the ramp are not counted as kept afterwards.
+    """
     def shift(mech: str) -> np.ndarray:
         return deltas[mech] if mech in deltas else np.zeros((K, 1, 1))
+
+    def before(d: np.ndarray) -> np.ndarray:
+        if not memory or d.shape[-1] == 1:
+            return d
+        return np.concatenate([np.zeros_like(d[..., :1]), d[..., :-1]], axis=-1)
 
     def at(tab: np.ndarray, d: np.ndarray, cols: slice) -> np.ndarray:
         sub = tab[None, :, :, cols]
@@ -498,12 +524,13 @@ def _series(agg: dict[str, dict[str, np.ndarray]], deltas: dict[str, np.ndarray]
     base_parts = []
     for mech, a in agg.items():
         d = shift(mech)
+        d0 = before(d)
         parts = {}
         for k in ("cum", "scum"):
-            parts[k] = at(a[k], d, end) - at(a[k], d, start)
+            parts[k] = at(a[k], d, end) - at(a[k], d0, start)
         for k in ("alive", "calive", "ralive"):
             parts[k + "1"] = at(a[k], d, end)
-            parts[k + "0"] = at(a[k], d, start)
+            parts[k + "0"] = at(a[k], d0, start)
         zero = {k: a[k][None, :, ZERO, end] - a[k][None, :, ZERO, start] for k in ("cum", "scum")}
         zero.update({k + "1": a[k][None, :, ZERO, end] for k in ("alive", "calive", "ralive")})
         zero.update({k + "0": a[k][None, :, ZERO, start] for k in ("alive", "calive", "ralive")})

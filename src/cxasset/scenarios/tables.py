@@ -186,7 +186,8 @@ def _purchase_tables(est: Any, rows: np.ndarray, months: int, per_month: float, 
     spend = np.asarray(spend_model.conditional_expected_average_profit(data), dtype=float)
     p = model.individual_params(data)
     x, T = data["frequency"].to_numpy(dtype=float), data["T"].to_numpy(dtype=float)
-    p_alive = np.ones(len(rows)) if new else np.asarray(model.probability_alive(data), float)
+    p_alive = _new_alive(model, p, len(rows)) if new else np.asarray(
+        model.probability_alive(data), float)
     knots = _knots(months)
     tk = knots * per_month
     c = np.exp(SHIFTS)
@@ -219,14 +220,36 @@ def _purchase_tables(est: Any, rows: np.ndarray, months: int, per_month: float, 
     if plain is not None:  # levels from the plain models, changes relative to the full ones
         pm, ps = plain
         e0, s0 = _if_alive(pm, pm.individual_params(data), x, T, tk)
-        a0 = np.ones(len(rows)) if new else np.asarray(pm.probability_alive(data), float)
+        a0 = _new_alive(pm, pm.individual_params(data), len(rows)) if new else \
+            np.asarray(pm.probability_alive(data), float)
         level_cum = a0[:, None] * _to_months(e0, knots, months)
         level_alive = a0[:, None] * _to_months(s0, knots, months)
         for mech in cum:
             cum[mech] = cum[mech] * _ratio(level_cum, cum[mech][:, ZERO])[:, None, :]
             alive[mech] = alive[mech] * _ratio(level_alive, alive[mech][:, ZERO])[:, None, :]
+            # survival never rises and purchases never fall over the months
+            alive[mech] = np.minimum.accumulate(alive[mech], axis=2)
+            cum[mech] = np.maximum.accumulate(cum[mech], axis=2)
         spend = np.asarray(ps.conditional_expected_average_profit(data), dtype=float)
     return cum, alive, spend
+
+
+def _new_alive(model: Any, p: dict[str, Any], n: int) -> np.ndarray:
+    """P(alive) of a new customer right after the first purchase: 1, except MBG/NBD, where the
+    first purchase is itself a dropout opportunity: ``E[1 - p] = b / (a + b)``."""
+    if getattr(type(model), "_extra_survivals", 0) == 0 or "a" not in p:
+        return np.ones(n)
+    a, b = np.broadcast_to(p["a"], (n,)), np.broadcast_to(p["b"], (n,))
+    return np.asarray(b / (a + b), dtype=float)
+
+
+def _ratio(level: np.ndarray, full: np.ndarray, bound: float = 3.0) -> np.ndarray:
+    """``level / full`` per customer and month, kept within ``[1/bound, bound]`` (where the two
+    models disagree wildly, e.g. one thinks the customer long gone, the relative change is not
+    blown up), and 1 where the full model's value is 0 (month 0 of a cumulative curve)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.where(full > 1e-12, level / np.maximum(full, 1e-12), 1.0)
+    return np.clip(r, 1.0 / bound, bound)
 
 
 def _dropout_rank_preserving(model: Any, p: dict[str, Any], x: np.ndarray, T: np.ndarray,
@@ -266,16 +289,9 @@ def _dropout_rank_preserving(model: Any, p: dict[str, Any], x: np.ndarray, T: np
                 p2 * t[None, None, :] / A)) / p2)
             S[:, g] = np.einsum("j,njt->nt", w, surv)
         zero = int(np.argmin(np.abs(np.log(c))))
-        E = _finite(_ratio(E, E[:, zero:zero + 1]))
-        S = _finite(_ratio(S, S[:, zero:zero + 1]))
+        E = _finite(_ratio(E, E[:, zero:zero + 1], np.inf))
+        S = _finite(_ratio(S, S[:, zero:zero + 1], np.inf))
     return E, S
-
-
-def _ratio(level: np.ndarray, full: np.ndarray) -> np.ndarray:
-    """``level / full`` where both are positive, 1 where the full model's value is 0 (month 0
-    of the cumulative curve)."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(full > 1e-12, level / np.maximum(full, 1e-12), 1.0)
 
 
 def plain_models(est: Any) -> tuple[Any, Any]:

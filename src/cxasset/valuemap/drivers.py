@@ -63,6 +63,8 @@ class Driver:
     upper: float = np.inf
     log: bool = False  # enters the models as log(x): its effect is an elasticity
     raw_sd: float = 0.0  # standard deviation on the driver's own scale
+    cap_lo: float = -np.inf  # winsorised: the models see the value clipped to [cap_lo, cap_hi]
+    cap_hi: float = np.inf
 
     @property
     def scale(self) -> str:
@@ -88,9 +90,13 @@ class Design:
         return [*self.drivers, *self.extra, *self.controls]
 
     def raw(self, name: str, frame: pd.DataFrame | None = None) -> np.ndarray:
-        """A driver back on its own scale (missing values at the median)."""
+        """A driver back on its own scale (missing values at the median; a winsorised driver
+        keeps its actual values in the column ``<name>:raw``)."""
         d = self.drivers[name]
-        m = (self.frame if frame is None else frame)[name].to_numpy(dtype=float) * d.sd + d.mean
+        fr = self.frame if frame is None else frame
+        if f"{name}:raw" in fr.columns:
+            return fr[f"{name}:raw"].to_numpy(dtype=float)
+        m = fr[name].to_numpy(dtype=float) * d.sd + d.mean
         return np.exp(m) if d.log else m
 
     def shifted(self, name: str, step: float, frame: pd.DataFrame | None = None
@@ -112,9 +118,12 @@ class Design:
         if miss in out.columns:
             move &= out[miss].to_numpy() == 0
         z = out[name].to_numpy(dtype=float)
-        x = np.clip(change(self.raw(name, out)), d.lower, d.upper)
-        m = np.log(x) if d.log else x
+        x0 = self.raw(name, out)
+        x = np.clip(change(x0), d.lower, d.upper)
+        m = np.log(x) if d.log else np.clip(x, d.cap_lo, d.cap_hi)
         out[name] = np.where(move, (m - d.mean) / d.sd, z)
+        if f"{name}:raw" in out.columns:
+            out[f"{name}:raw"] = np.where(move, x, x0)
         x = self.raw(name, out)
         for term, (drv, cut) in self.extra.items():
             if drv == name:
@@ -191,8 +200,13 @@ def control_names(f: pd.DataFrame) -> list[str]:
 
 
 def build_design(f: pd.DataFrame, drivers: Sequence[str], controls: Sequence[str] | None = None,
-                 min_answered: int = 30) -> Design:
+                 min_answered: int = 30, winsor: float | None = None) -> Design:
     """Standardise ``drivers`` of the feature frame ``f`` and encode the ``controls``.
+
+    ``winsor`` (e.g. 0.01): drivers not on the log scale enter the models clipped to their
+    ``winsor`` and ``1 - winsor`` quantiles, so a few extreme values (a handful of customers with
+    very long onboarding, where the effect has long levelled off) cannot flatten a linear effect
+    fitted to everybody else; their actual values are kept (``<name>:raw``) and moved exactly.
 
     Raises ModelDataError for an unknown or non-numeric driver, or one with too few answers to
     estimate anything (fewer than ``min_answered`` customers with a value, or no variance).
@@ -219,14 +233,21 @@ def build_design(f: pd.DataFrame, drivers: Sequence[str], controls: Sequence[str
         filled = np.where(seen, x, med)
         lo, hi = float(x[seen].min()), float(x[seen].max())
         log = lo > 0 and float(stats.skew(x[seen])) > 3  # heavy right tail: log scale
-        model = np.log(filled) if log else filled
+        cap = (-np.inf, np.inf)
+        if winsor and not log:
+            cap = tuple(float(v) for v in np.quantile(x[seen], [winsor, 1 - winsor]))
+            if cap[0] < cap[1]:
+                cols[f"{name}:raw"] = filled
+            else:
+                cap = (-np.inf, np.inf)
+        model = np.log(filled) if log else np.clip(filled, *cap)
         mean, sd = float(model.mean()), float(model.std())
         table, concurrent = source_of(name)
         info[name] = Driver(name, mean, sd, med, float(np.quantile(x[seen], 0.05)),
                             float(np.quantile(x[seen], 0.95)), float(1 - seen.mean()), table,
                             concurrent, lo if log else (0.0 if lo >= 0 else -np.inf),
                             1.0 if lo >= 0 and hi <= 1 and not np.allclose(x[seen], 1) else np.inf,
-                            log, float(filled.std()))
+                            log, float(filled.std()), cap[0], cap[1])
         filled = model
         cols[name] = (filled - mean) / sd
         if not seen.all():
@@ -248,7 +269,8 @@ def build_design(f: pd.DataFrame, drivers: Sequence[str], controls: Sequence[str
         raise ModelDataError(f"driver(s) {bad} are a linear combination of other drivers or "
                              "controls (e.g. shares that add up to 1); drop them")
     keep = [c for c in kept if c not in info]
-    return Design(frame[["customer_id", *info, *keep]], info, keep, dropped=dropped)
+    raws = [f"{d}:raw" for d in info if f"{d}:raw" in frame.columns]
+    return Design(frame[["customer_id", *info, *keep, *raws]], info, keep, dropped=dropped)
 
 
 def independent(frame: pd.DataFrame, columns: list[str], tol: float = 1e-9

@@ -228,7 +228,8 @@ def estimate(ws: Any, drivers: Sequence[str] | None = None, controls: Sequence[s
              *, horizon: int | None = None, max_fit: int = 200_000, max_score: int = 20_000,
              seed: int = 0, referred_value: float | None = None,
              thresholds: dict[str, float] | None = None,
-             features: pd.DataFrame | None = None, progress: Progress | None = None) -> Estimate:
+             features: pd.DataFrame | None = None, progress: Progress | None = None,
+             winsor: float | None = None, robust: bool = False) -> Estimate:
     """Fit every mechanism the book supports on ``drivers`` (default: every candidate).
 
     Parameters
@@ -247,6 +248,10 @@ def estimate(ws: Any, drivers: Sequence[str] | None = None, controls: Sequence[s
         through a referral channel.
     thresholds : dict, optional
         ``driver -> cut``: add a step term ``1{driver > cut}`` to every mechanism.
+    winsor : float, optional
+        Clip drivers to these tail quantiles in the models (see :func:`build_design`).
+    robust : bool, default=False
+        Sandwich covariance for the purchase model's coefficients (the GLMs' always are).
     """
     say = progress or (lambda _m: None)
     contractual = ws.meta()["kind"] == "subscriptions"
@@ -256,7 +261,7 @@ def estimate(ws: Any, drivers: Sequence[str] | None = None, controls: Sequence[s
     names = candidate_names(f) if drivers is None else list(drivers)
     if not names:
         raise ModelDataError("the book has no numeric customer feature to use as a driver")
-    design = build_design(f, names, controls)
+    design = build_design(f, names, controls, winsor=winsor)
     for d, cut in (thresholds or {}).items():
         design.add_threshold(d, cut)
     rng = np.random.default_rng(seed)
@@ -291,7 +296,7 @@ def estimate(ws: Any, drivers: Sequence[str] | None = None, controls: Sequence[s
         models = {"retention": model}
     else:
         models, fits, responses, clv_i, a_i = _purchase_mechanisms(
-            f, design, fit_rows, score_rows, terms, cls, vs, scale, say, name)
+            f, design, fit_rows, score_rows, terms, cls, vs, scale, say, name, robust)
     equity = float(scale * clv_i.sum())
 
     exposure = f["alive_exposure"].iloc[fit_rows].to_numpy(dtype=float)
@@ -330,7 +335,8 @@ def estimate(ws: Any, drivers: Sequence[str] | None = None, controls: Sequence[s
 
 def _purchase_mechanisms(f: pd.DataFrame, design: Design, fit_rows: np.ndarray,
                          score_rows: np.ndarray, terms: list[str], cls: Any,
-                         vs: ValuationSettings, scale: float, say: Progress, name: str
+                         vs: ValuationSettings, scale: float, say: Progress, name: str,
+                         robust: bool = False
                          ) -> tuple[dict[str, Any], dict[str, MechanismFit], dict[str, Response],
                                     np.ndarray, np.ndarray]:
     """Purchase rate, dropout and spend of a non-contractual book: the fitted purchase and
@@ -345,7 +351,7 @@ def _purchase_mechanisms(f: pd.DataFrame, design: Design, fit_rows: np.ndarray,
                                    [*pp.values(), "gamma"])], axis=1)
 
     fdata, sdata = model_frame(fit_rows), model_frame(score_rows)
-    model, fits = fit_purchase(cls, fdata, terms)
+    model, fits = fit_purchase(cls, fdata, terms, robust=robust)
     say("fitting the spend model with covariates")
     spend, fits["spend"] = fit_spend(fdata, terms)
     spend_i = np.asarray(spend.conditional_expected_average_profit(sdata), dtype=float)

@@ -138,16 +138,17 @@ def purchase_params(model: Any) -> dict[str, str]:
     return {"purchase_rate": "alpha", "dropout": "beta" if "beta" in model._param_names else "a"}
 
 
-def fit_purchase(cls: Any, data: pd.DataFrame, terms: list[str], max_iter: int = 500
-                 ) -> tuple[Any, dict[str, MechanismFit]]:
+def fit_purchase(cls: Any, data: pd.DataFrame, terms: list[str], max_iter: int = 500,
+                 robust: bool = False) -> tuple[Any, dict[str, MechanismFit]]:
     """Fit the purchase model with every term on the rate and the dropout parameter; ``data``
-    has the RFM columns and the :func:`prefixed` terms."""
+    has the RFM columns and the :func:`prefixed` terms. ``robust``: the coefficients'
+    covariance is the sandwich (:meth:`BaseModel.robust_cov`), not the Hessian's inverse."""
     pp = purchase_params(cls())
     model = cls(max_iter=max_iter).fit(
         data, covariates={p: [f"{p}:{t}" for t in terms] for p in pp.values()})
     names = model.result_.params
     order = list(names)
-    cov = model.result_.cov_unconstrained
+    cov = model.robust_cov() if robust else model.result_.cov_unconstrained
     fits: dict[str, MechanismFit] = {}
     for mech, p in pp.items():
         idx = [order.index(f"{p}[{p}:{t}]") for t in terms]
