@@ -25,6 +25,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/rfm.py
 	$(BIN)/python benchmarks/clv.py
 	$(BIN)/python benchmarks/levers.py
+	$(BIN)/python benchmarks/scenarios.py
 
 lint: $(STAMP)
 	$(BIN)/python -m ruff check src tests benchmarks

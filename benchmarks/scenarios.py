@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import resource
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -50,6 +52,7 @@ def naive_seconds(planner, draws: int) -> float:
 
 
 def main() -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from levers import workspace  # the lever benchmark's cached books
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

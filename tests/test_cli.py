@@ -21,7 +21,8 @@ from cxasset.features import RFM_COLUMNS
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CDNOW = SHARED_DATA / "cdnow_sample"
 EXAMPLE_BOOK = Path(__file__).resolve().parents[1] / "examples" / "book"
-COMMANDS = ["ingest", "info", "features", "fit", "value", "map", "levers", "synth", "demo"]
+COMMANDS = ["ingest", "info", "features", "fit", "value", "map", "levers", "simulate", "compare",
+            "optimize", "synth", "demo"]
 
 runner = CliRunner()
 
@@ -239,7 +240,13 @@ def test_synth(tmp_path: Path) -> None:
 
 def test_demo_json(tmp_path: Path) -> None:
     d = run_json("demo", "--out", tmp_path / "demo", "--customers", "1500")
-    assert {"book", "workspace", "rows", "summary", "fit", "value", "valuemap", "levers"} <= set(d)
+    assert {"book", "workspace", "rows", "summary", "fit", "value", "valuemap", "levers",
+            "scenarios"} <= set(d)
+    ranking = d["scenarios"]["ranking"]
+    assert [r["rank"] for r in ranking] == [1, 2, 3]
+    assert sum(r["prob_best"] for r in ranking) == pytest.approx(1.0)
+    assert all(sc["sentence"] and sc["npv"]["p5"] <= sc["npv"]["p95"]
+               for sc in d["scenarios"]["scenarios"])
     assert d["valuemap"]["links"] and d["levers"]["levers"]
     assert {"driver", "mechanism", "step", "impact", "q_value", "significant", "robust",
             "threshold"} <= set(d["levers"]["levers"][0])
@@ -257,7 +264,7 @@ def test_demo_json(tmp_path: Path) -> None:
 def test_demo_human(tmp_path: Path) -> None:
     r = run("demo", "--out", tmp_path / "demo", "--customers", "1000", "--seed", "2")
     for text in ("1,000 customers", "repeat buyers", "Backtest", "customer equity",
-                 "Growth levers", "try: cxasset levers"):
+                 "Growth levers", "ranked by expected NPV", "Investing", "cxasset simulate"):
         assert text in flat(r.stdout)
 
 

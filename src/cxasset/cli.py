@@ -671,17 +671,22 @@ def demo(
     as_json: JsonOpt = False,
 ) -> None:
     """The main job end to end on a synthetic book: synth -> ingest -> features -> fit -> value
-    -> value map -> levers.
+    -> value map -> levers -> scenarios.
 
     Example:
 
         cxasset demo --out demo --customers 20000
     """
+    import yaml
+
     from cxasset.book import Workspace
     from cxasset.features import workspace_features
     from cxasset.levers.rank import rank_levers
     from cxasset.models.workflow import fit_workspace
     from cxasset.report.text import money
+    from cxasset.scenarios.plan import compare as compare_scenarios
+    from cxasset.scenarios.simulate import prepare
+    from cxasset.scenarios.spec import parse_scenarios
     from cxasset.synth import generate
     from cxasset.valuation import value_workspace
     from cxasset.valuemap.build import value_map
@@ -689,7 +694,7 @@ def demo(
 
     book = out_dir / "book"
     ws = Workspace(out_dir / "workspace")
-    steps = 7
+    steps = 8
     with _progress(not as_json, total=customers) as update:
         update(description=f"1/{steps} synthesising the customer book")
         generate(book, customers=customers, seed=seed,
@@ -710,6 +715,13 @@ def demo(
         vmap = value_map(ws, spec, progress=lambda m: update(description=f"6/{steps} map: {m}"))
         lever_report = rank_levers(ws, spec, progress=lambda m: update(
             description=f"7/{steps} levers: {m}"))
+        (out_dir / "scenarios.yaml").write_text(DEMO_SCENARIOS)
+        scenarios = parse_scenarios(yaml.safe_load(DEMO_SCENARIOS), "demo scenarios")
+        planner = prepare(ws, 36, seed=seed, scenarios=scenarios,
+                          progress=lambda m: update(description=f"8/{steps} scenarios: {m}"))
+        compared = compare_scenarios(planner, scenarios, draws=1000, seed=seed)
+        ws.save_artifact("scenarios", {"scenarios": compared["scenarios"],
+                                       "notes": planner.notes})
         ws.close()
     vmap_d, levers_d = vmap.to_dict(), lever_report.to_dict()
     g = graph(vmap_d)
@@ -719,7 +731,7 @@ def demo(
     if as_json:
         _emit_json({"book": str(book), "workspace": str(ws.path), "rows": report.rows,
                     "summary": summary, "fit": fit_d, "value": value_d, "valuemap": vmap_d,
-                    "levers": levers_d})
+                    "levers": levers_d, "scenarios": compared})
         return
     from cxasset.report.text import fit_tables, levers_table, value_table
 
@@ -738,8 +750,52 @@ def demo(
         out.print(f"Threshold: the effect of {d} jumps above {t['cut']:g} ({t['mechanism']})")
     if levers_d["undeclared_levers"]:
         out.print("Undeclared levers the data shows: " + ", ".join(levers_d["undeclared_levers"]))
+    from cxasset.report.text import ranking_table
+
+    out.print(ranking_table(compared, s.currency))
+    for d in compared["scenarios"]:
+        out.print(d["sentence"])
     out.print(f"Workspace: {ws.path} · value map: {out_dir / 'valuemap.svg'} · spec: "
-              f"{out_dir / 'map.yaml'} · try: cxasset levers --workspace {ws.path}")
+              f"{out_dir / 'map.yaml'} · scenarios: {out_dir / 'scenarios.yaml'} · try: "
+              f"cxasset simulate {out_dir / 'scenarios.yaml'} --workspace {ws.path}")
+
+
+#: The demo's scenarios: the synthetic book's planted levers, with costs in its currency.
+DEMO_SCENARIOS = """\
+- name: Onboarding concierge
+  horizon_months: 36
+  initiatives:
+    - name: Onboarding concierge
+      target: {segment: [smb, mid]}
+      changes:
+        - {driver: onboarding_days, shift: -4, uncertainty_sd: 1.0}
+      applies_to: both
+      ramp_months: 3
+      cost: {upfront: 40000, per_month: 3000}
+- name: Training programme
+  horizon_months: 36
+  initiatives:
+    - name: Two more hours of training
+      changes:
+        - {driver: training_hours, shift: 2, uncertainty_sd: 0.5}
+      ramp_months: 6
+      cost: {upfront: 20000, per_customer: 4}
+- name: Both
+  horizon_months: 36
+  initiatives:
+    - name: Onboarding concierge
+      target: {segment: [smb, mid]}
+      changes:
+        - {driver: onboarding_days, shift: -4, uncertainty_sd: 1.0}
+      applies_to: both
+      ramp_months: 3
+      cost: {upfront: 40000, per_month: 3000}
+    - name: Two more hours of training
+      changes:
+        - {driver: training_hours, shift: 2, uncertainty_sd: 0.5}
+      ramp_months: 6
+      cost: {upfront: 20000, per_customer: 4}
+"""
 
 
 def _demo_summary(f: Any, s: Any) -> dict[str, str]:
