@@ -497,11 +497,8 @@ def _planner(ws: Any, scenarios: list[Any], seed: int, update: Callable[..., Non
     from cxasset.scenarios.simulate import prepare
 
     months = max(s.horizon_months for s in scenarios)
-    pl = prepare(ws, months, seed=seed, progress=lambda m: update(description=m),
-                 scenarios=scenarios)
-    for s in scenarios:
-        pl.check(s)
-    return pl
+    return prepare(ws, months, seed=seed, progress=lambda m: update(description=m),
+                   scenarios=scenarios)
 
 
 @app.command()

@@ -304,3 +304,17 @@ def test_schema_describes_every_property() -> None:
     assert "driver's own unit" in props["shift"]["description"]
     assert "Relative factor" in props["scale"]["description"]
     assert "annual, compounded monthly" in schema["properties"]["discount_rate"]["description"]
+
+
+def test_docs_publish_the_current_json_schema() -> None:
+    """docs/scenarios.md carries the scenario JSON Schema; it must be the code's."""
+    import json
+    import re
+    from pathlib import Path
+
+    from cxasset.scenarios.spec import scenario_schema
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "scenarios.md").read_text()
+    block = re.search(r"JSON Schema of a scenario</summary>\s*```json\n(.*?)```", doc, re.S)
+    assert block is not None
+    assert json.loads(block.group(1)) == scenario_schema()

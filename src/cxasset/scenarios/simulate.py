@@ -40,7 +40,15 @@ from scipy import sparse
 
 from cxasset.scenarios.result import ScenarioResult
 from cxasset.scenarios.spec import Scenario, SpecError, check_scenario, target_mask
-from cxasset.scenarios.tables import ZERO, Tables, customer_tables, interpolate, plain_models
+from cxasset.scenarios.tables import (
+    ZERO,
+    Tables,
+    cohort_totals,
+    customer_tables,
+    interpolate,
+    monthly_totals,
+    plain_models,
+)
 
 Progress = Callable[[str], None]
 #: Tail share of each driver clipped in the planner's models (see ``build_design``).
@@ -279,20 +287,20 @@ class Planner:
         the baseline plus every part's change."""
         n = len(self.base.rows)
         w = np.full(n, self.scale)
-        base = _series(self._aggregate(self.base, np.zeros(n, int), 1, w), {}, 1, H)
+        base = monthly_totals(self._aggregate(self.base, np.zeros(n, int), 1, w), {}, 1, H)
         scen = {k: np.repeat(v, len(effect), axis=0) for k, v in base.items()}
         months = np.arange(1, H + 1)
         for part, mv, c in zip(self.parts, mvs, coefs, strict=True):
             if mv is None:
                 continue
             agg = self._aggregate(part.base, mv.inverse, mv.groups, w)
-            own = _series(agg, {}, 1, H)  # the part's own baseline: its change is relative
+            own = monthly_totals(agg, {}, 1, H)  # the part's own baseline: its change is relative
             since = [np.cumsum(r) / months for r in mv.ramps]  # average ramp since today
             for lo in range(0, len(effect), 250):
                 sl = slice(lo, lo + 250)
                 d = self._deltas(mv, {m: (t, v[sl]) for m, (t, v) in c.items()}, effect[sl],
                                  months, since)
-                for k, v in _series(agg, d, len(effect[sl]), H, memory=True).items():
+                for k, v in monthly_totals(agg, d, len(effect[sl]), H, memory=True).items():
                     scen[k][sl] += v - own[k]
         return base, scen
 
@@ -308,22 +316,22 @@ class Planner:
         n = len(self.new.rows)
         w = np.full(n, 1.0 / n)
         first_rev = float(self.new.spend.mean())
-        per_new = _series(self._aggregate(self.new, np.zeros(n, int), 1, w), {}, 1, H)
-        base = _convolve(per_new, acq, first_rev)
+        per_new = monthly_totals(self._aggregate(self.new, np.zeros(n, int), 1, w), {}, 1, H)
+        base = cohort_totals(per_new, acq, first_rev)
         scen = {k: v.copy() for k, v in base.items()}
         ages = np.arange(1, H + 1)
         for part, mv, c in zip(self.parts, mvs, coefs, strict=True):
             if mv is None or part.new is None:
                 continue
             agg = self._aggregate(part.new, mv.inverse, mv.groups, w)
-            own = _series(agg, {}, 1, H)
+            own = monthly_totals(agg, {}, 1, H)
             ramp = np.stack(mv.ramps, axis=1)  # (months, changes)
             levels, level_of = np.unique(np.round(ramp, 6), axis=0, return_inverse=True)
             for lev, r in enumerate(levels):  # a cohort keeps its month's ramp level for life
                 d = self._deltas(mv, c, effect, ages, [np.full(H, x) for x in r])
                 cohorts = acq * (level_of.ravel() == lev)[None, :]
-                moved = _convolve(_series(agg, d, K, H), cohorts, first_rev)
-                still = _convolve(own, cohorts, first_rev)
+                moved = cohort_totals(monthly_totals(agg, d, K, H), cohorts, first_rev)
+                still = cohort_totals(own, cohorts, first_rev)
                 for k in scen:
                     scen[k] += moved[k] - still[k]
         return base, scen
@@ -491,85 +499,3 @@ def _effect_sd(ch: Any, x: np.ndarray) -> float:
     size = {"shift": abs(ch.amount), "scale": abs(ch.amount - 1.0),
             "set": float(np.mean(np.abs(ch.amount - x))) if len(x) else 0.0}[ch.kind]
     return ch.uncertainty_sd / size if size > 0 else 0.0
-
-
-def _series(agg: dict[str, dict[str, np.ndarray]], deltas: dict[str, np.ndarray], K: int,
-            H: int, by_group: bool = False, memory: bool = False) -> dict[str, np.ndarray]:
-    """Monthly totals (K, H) over groups (``by_group``: per group, (K, groups, H)): revenue,
-    transactions, alive at the start and end of the month, cost to serve, referrals.
-
-    ``deltas[mech]`` (K, groups, H) is the shift in each month. Without ``memory`` (a cohort at
-    a fixed level) both ends of month ``m`` are read at month ``m``'s shift. With ``memory`` (a
-    ramp on customers alive today), ``deltas`` holds the shift *averaged since today*: the state
-    at the end of month ``m`` is read at that month's average and the start at the previous
-    month's, so customers not kept during the ramp are not counted as kept afterwards.
-    """
-    def shift(mech: str) -> np.ndarray:
-        return deltas[mech] if mech in deltas else np.zeros((K, 1, 1))
-
-    def before(d: np.ndarray) -> np.ndarray:
-        if not memory or d.shape[-1] == 1:
-            return d
-        return np.concatenate([np.zeros_like(d[..., :1]), d[..., :-1]], axis=-1)
-
-    def at(tab: np.ndarray, d: np.ndarray, cols: slice) -> np.ndarray:
-        sub = tab[None, :, :, cols]
-        if not np.any(d):
-            return np.broadcast_to(sub[:, :, ZERO, :], (K, tab.shape[0], H))
-        dd = np.broadcast_to(d, (K, tab.shape[0], H))
-        return interpolate(sub, dd)
-
-    tx = rev = alive0 = alive1 = cmid = rmid = 0.0
-    start, end = slice(0, H), slice(1, H + 1)
-    base_parts = []
-    for mech, a in agg.items():
-        d = shift(mech)
-        d0 = before(d)
-        parts = {}
-        for k in ("cum", "scum"):
-            parts[k] = at(a[k], d, end) - at(a[k], d0, start)
-        for k in ("alive", "calive", "ralive"):
-            parts[k + "1"] = at(a[k], d, end)
-            parts[k + "0"] = at(a[k], d0, start)
-        zero = {k: a[k][None, :, ZERO, end] - a[k][None, :, ZERO, start] for k in ("cum", "scum")}
-        zero.update({k + "1": a[k][None, :, ZERO, end] for k in ("alive", "calive", "ralive")})
-        zero.update({k + "0": a[k][None, :, ZERO, start] for k in ("alive", "calive", "ralive")})
-        base_parts.append(zero)
-        tx = tx + parts["cum"] - zero["cum"]
-        rev = rev + parts["scum"] - zero["scum"]
-        alive0 = alive0 + parts["alive0"] - zero["alive0"]
-        alive1 = alive1 + parts["alive1"] - zero["alive1"]
-        cmid = cmid + (parts["calive0"] + parts["calive1"] - zero["calive0"] - zero["calive1"]) / 2
-        rmid = rmid + (parts["ralive0"] + parts["ralive1"] - zero["ralive0"] - zero["ralive1"]) / 2
-    z = base_parts[0]  # the baseline is the same in every purchase mechanism's table
-    tx = tx + z["cum"]
-    rev = (rev + z["scum"]) * np.exp(shift("spend"))
-    alive0, alive1 = alive0 + z["alive0"], alive1 + z["alive1"]
-    cost = (cmid + (z["calive0"] + z["calive1"]) / 2) * np.exp(shift("cost_to_serve"))
-    refs = (rmid + (z["ralive0"] + z["ralive1"]) / 2) * np.exp(shift("referrals"))
-
-    groups = next(iter(agg.values()))["cum"].shape[0]
-
-    def total(v: Any) -> np.ndarray:
-        full = np.broadcast_to(v, (K, groups, H))
-        return full if by_group else full.sum(axis=1)
-
-    return {"revenue": total(rev), "transactions": total(tx), "alive_start": total(alive0),
-            "alive_end": total(alive1), "cost_to_serve": total(cost), "referrals": total(refs)}
-
-
-def _convolve(per: dict[str, np.ndarray], acq: np.ndarray, first_revenue: float
-              ) -> dict[str, np.ndarray]:
-    """Calendar-month totals of cohorts ``acq`` (draws, months) whose per-customer flows by age
-    are ``per`` (1 or draws, months); each new customer buys once at acquisition."""
-    K, H = acq.shape
-    out = {}
-    for k in ("revenue", "transactions", "alive_end", "cost_to_serve", "referrals"):
-        f = np.broadcast_to(per[k], (K, H))
-        v = np.zeros((K, H))
-        for m0 in range(H):  # cohort acquired at the start of month m0 + 1
-            v[:, m0:] += acq[:, m0:m0 + 1] * f[:, : H - m0]
-        out[k] = v
-    out["transactions"] = out["transactions"] + acq
-    out["revenue"] = out["revenue"] + acq * first_revenue
-    return out
