@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install bench lint clean
+.PHONY: demo test install bench lint clean browser
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/clv.py
 	$(BIN)/python benchmarks/levers.py
 	$(BIN)/python benchmarks/scenarios.py
+
+# Debian's chromium for the browser tests (tests/report); needs root or sudo. CI runs the same step.
+browser:
+	bash .ci/run --browser-only
 
 lint: $(STAMP)
 	$(BIN)/python -m ruff check src tests benchmarks
