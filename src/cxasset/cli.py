@@ -617,6 +617,69 @@ def optimize(
         out.print(f"Simulated together: {rep['joint']['sentence']}")
 
 
+# --------------------------------------------------------------------------- report
+@app.command()
+@_command
+def report(
+    workspace: WorkspaceOpt = Path("workspace"),
+    out_file: Annotated[Path, typer.Option("--out", help="File to write (HTML or Markdown).")
+                        ] = Path("report.html"),
+    fmt: Annotated[Literal["html", "md"], typer.Option(
+        "--format", help="html: one self-contained page (charts, prints well, opens offline); "
+        "md: plain Markdown without charts.")] = "html",
+    scenarios_file: Annotated[Path | None, typer.Option(
+        "--scenarios", help="Simulate this scenario file first (as `cxasset simulate`) and report "
+        "it; otherwise the scenarios saved in the workspace.")] = None,
+    draws: DrawsOpt = 1000,
+    seed: SeedOpt = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """The board report: executive summary, health, growth, return and trust in one file.
+
+    Reads what the other commands saved in the workspace (fit, value map, levers, scenarios); a
+    missing stage gets a section saying which command makes it. With --json, prints every
+    figure of the report instead of writing the file.
+
+    Example:
+
+        cxasset report --workspace ws --out report.html
+
+        cxasset report --workspace ws --scenarios scenarios.yaml --format md --out report.md
+    """
+    from cxasset.book import Workspace
+    from cxasset.report.figures import report_figures
+
+    with Workspace(workspace) as ws, _progress(not as_json) as update:
+        if scenarios_file is not None:
+            from cxasset.scenarios.spec import load_scenarios
+
+            scenarios = load_scenarios(scenarios_file)
+            pl = _planner(ws, scenarios, seed, update)
+            res = []
+            for s in scenarios:
+                update(description=f"simulating {s.name}")
+                res.append(pl.simulate(s, draws=draws, seed=seed).to_dict())
+            ws.save_artifact("scenarios", {"scenarios": res, "notes": pl.notes,
+                                           "acquisition": pl.acquisition.to_dict()})
+        update(description="valuing customers and gathering the figures")
+        figures = report_figures(ws, seed=seed)
+        if not as_json:
+            from cxasset.report.html import render_html, render_markdown
+
+            update(description="rendering the report")
+            text = render_html(figures) if fmt == "html" else render_markdown(figures)
+    if as_json:
+        _emit_json(figures)
+        return
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    out_file.write_text(text, encoding="utf-8")
+    for sentence in figures["summary"]:
+        out.print(sentence, highlight=False)
+    size = out_file.stat().st_size
+    out.print(f"Wrote {out_file} ({fmt}, " + (f"{size / 1e6:.1f} MB)" if size >= 1e5 else
+                                             f"{size / 1e3:.0f} kB)"), highlight=False)
+
+
 # --------------------------------------------------------------------------- synth / demo
 @app.command()
 @_command
