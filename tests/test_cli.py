@@ -22,7 +22,7 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CDNOW = SHARED_DATA / "cdnow_sample"
 EXAMPLE_BOOK = Path(__file__).resolve().parents[1] / "examples" / "book"
 COMMANDS = ["ingest", "info", "features", "fit", "value", "map", "levers", "simulate", "compare",
-            "optimize", "synth", "demo"]
+            "optimize", "report", "synth", "demo"]
 
 runner = CliRunner()
 

@@ -1,0 +1,278 @@
+"""The board report: figures from a workspace, the self-contained HTML page, Markdown, the CLI, and
+one look at the real report in a browser.
+
+The module builds one small synthetic book (3,000 customers with a steady inflow) through every
+stage (fit, value map, levers, one scenario) once, and a second workspace with only the fit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+import shutil
+import warnings
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from cxasset.book import Workspace
+from cxasset.cli import app
+from cxasset.exceptions import BookWarning
+from cxasset.report.charts import charts
+from cxasset.report.figures import report_figures
+from cxasset.report.html import SECTIONS, render_html, render_markdown
+from cxasset.synth import SynthParams, generate
+
+SCENARIO = {"name": "Faster onboarding", "horizon_months": 12,
+            "initiatives": [{"name": "Onboarding concierge",
+                             "changes": [{"driver": "onboarding_days", "shift": -4}],
+                             "cost": {"upfront": 20000}}]}
+CHART_IDS = ["clv-distribution", "levers-chart", "scenario-fan", "backtest-tracking",
+             "backtest-cumulative", "backtest-conditional"]
+PLOTLY_BANNER = re.compile(r"\* plotly\.js v\d")
+runner = CliRunner()
+
+
+def _book(root: Path) -> Path:
+    """A 3,000-customer synthetic book acquiring customers over its whole window, ingested."""
+    p = SynthParams()
+    p = dataclasses.replace(p, calendar={**p.calendar, "acquisition_weeks": 104})
+    generate(root / "book", customers=3000, seed=5, params=p)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BookWarning)
+        ws = Workspace(root / "ws")
+        ws.ingest(root / "book")
+        ws.close()
+    return root / "ws"
+
+
+@pytest.fixture(scope="module")
+def fit_only(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A workspace with the fit and nothing after it. Read only (copy before writing)."""
+    from cxasset.models.workflow import fit_workspace
+
+    path = _book(tmp_path_factory.mktemp("rep"))
+    with Workspace(path) as ws:
+        fit_workspace(ws)
+    return path
+
+
+@pytest.fixture(scope="module")
+def full_ws(fit_only: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """:func:`fit_only` plus value map, levers and one scenario, saved as the CLI saves them."""
+    from cxasset.cli import _starter
+    from cxasset.levers.rank import rank_levers
+    from cxasset.scenarios.simulate import prepare
+    from cxasset.scenarios.spec import parse_scenarios
+    from cxasset.valuemap.build import value_map
+
+    path = tmp_path_factory.mktemp("repfull") / "ws"
+    shutil.copytree(fit_only, path)
+    with Workspace(path) as ws:
+        value_map(ws, _starter(ws), draws=50)
+        rank_levers(ws, None, robustness=False, thresholds=False, draws=50)
+        scs = parse_scenarios([SCENARIO])
+        pl = prepare(ws, 12, max_score=3000, max_templates=300, scenarios=scs)
+        res = [pl.simulate(s, draws=100, seed=0).to_dict() for s in scs]
+        ws.save_artifact("scenarios", {"scenarios": res, "notes": pl.notes,
+                                       "acquisition": pl.acquisition.to_dict()})
+    return path
+
+
+@pytest.fixture(scope="module")
+def figures(full_ws: Path) -> dict[str, Any]:
+    with Workspace(full_ws) as ws:
+        return report_figures(ws, seed=0)
+
+
+@pytest.fixture(scope="module")
+def page(figures: dict[str, Any]) -> str:
+    return render_html(figures)
+
+
+@pytest.fixture(scope="module")
+def fit_figures(fit_only: Path) -> dict[str, Any]:
+    with Workspace(fit_only) as ws:
+        return report_figures(ws)
+
+
+def _sentences(text: str) -> list[str]:
+    return [s for s in re.split(r"(?<=[.!?])\s+(?=[A-Z0-9$])", text.strip()) if s]
+
+
+def _outside_scripts(html: str) -> str:
+    return re.sub(r"<script\b[^>]*>.*?</script>", "<script></script>", html, flags=re.S)
+
+
+# ------------------------------------------------------------------------------ figures
+def test_figures_sections_and_json(figures: dict[str, Any]) -> None:
+    assert {"summary", "health", "statement", "growth", "return", "trust", "translation",
+            "settings", "currency", "artifacts"} <= set(figures)
+    assert figures["artifacts"] == ["fit", "valuemap", "levers", "scenarios"]
+    json.dumps(figures, allow_nan=False)  # JSON-ready: no numpy types, no NaN
+    h = figures["health"]
+    ce = h["customer_equity"]
+    assert 0 < ce["p5"] <= ce["estimate"] <= ce["p95"]
+    assert h["customers"] == 3000
+    assert 0 < h["share_alive"] < 1
+    assert sum(h["clv_histogram"]["counts"]) == 3000
+    assert {s["segment"] for s in h["segments"]} == {"smb", "mid", "enterprise"}
+    assert sum(s["customers"] for s in h["segments"]) == 3000
+    assert sum(s["equity"] for s in h["segments"]) == pytest.approx(ce["estimate"], rel=0.02)
+    assert h["churn"]["months"] == 12 and 0 < h["churn"]["share"] < 1
+    assert figures["statement"]["available"] is False  # stated as needed, not invented
+    assert figures["translation"]["available"] and figures["translation"]["rows"]
+    r = figures["return"]
+    assert r["available"] and r["best"] == "Faster onboarding"
+    fan = r["scenarios"][0]["fan"]
+    assert len(fan["month"]) == 12
+    assert all(lo <= mid <= hi for lo, mid, hi in zip(fan["p5"], fan["p50"], fan["p95"], strict=True))
+    assert figures["trust"]["backtest"]["tracking"]["period"]
+    assert {e["figure"] for e in figures["trust"]["evidence"]} >= {
+        "customer equity and CLV", "growth levers", "scenario returns"}
+
+
+def test_figures_stable_under_a_fixed_seed(full_ws: Path, figures: dict[str, Any]) -> None:
+    with Workspace(full_ws) as ws:
+        again = report_figures(ws, seed=0)
+    _assert_same(again, figures)
+
+
+def _assert_same(a: Any, b: Any, where: str = "figures") -> None:
+    """Equal, floats up to 1e-9 relative (the engine's parallel sums may change the last digits)."""
+    if isinstance(a, float) and isinstance(b, float):
+        assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9), (where, a, b)
+    elif isinstance(a, dict) and isinstance(b, dict):
+        assert list(a) == list(b), where
+        for k in a:
+            _assert_same(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, list) and isinstance(b, list):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _assert_same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, (where, a, b)
+
+
+def test_executive_summary(figures: dict[str, Any]) -> None:
+    s = figures["summary"]
+    assert 1 <= len(s) <= 5
+    assert len(_sentences(" ".join(s))) <= 5
+    assert all(re.search(r"\d", x) for x in s)  # every sentence stands on a number
+    assert re.search(r"\$\d", s[0])  # equity today in money, with its interval
+    assert "90% interval" in s[0]
+    assert any("NPV" in x for x in s)
+    assert any("held out" in x for x in s)  # the trust line
+
+
+def test_charts_titled_and_labelled(figures: dict[str, Any]) -> None:
+    figs = charts(figures)
+    assert sorted(figs) == sorted(CHART_IDS)
+    for key, fig in figs.items():
+        lay = fig.layout
+        assert lay.title.text, key
+        assert lay.xaxis.title.text and lay.yaxis.title.text, key
+    assert "USD" in figs["levers-chart"].layout.xaxis.title.text
+    bars = figs["levers-chart"].data[0]
+    assert bars.error_x.array is not None and bars.error_x.arrayminus is not None
+
+
+# ------------------------------------------------------------------------------ HTML
+def test_html_sections_and_offline(page: str) -> None:
+    for sid, title in SECTIONS:
+        assert f'<section id="{sid}"><h2>{title}</h2>' in page
+    outside = _outside_scripts(page)
+    assert not re.search(r"<script[^>]*\bsrc=", page)
+    assert not re.search(r"<link\b", outside)
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", outside)
+    assert "cdn." not in outside
+    assert len(PLOTLY_BANNER.findall(page)) == 1  # plotly.js embedded exactly once
+    assert "@media print" in page and "break-before:page" in page
+
+
+def test_html_charts_and_content(page: str, figures: dict[str, Any]) -> None:
+    for cid in CHART_IDS:
+        assert f'id="{cid}"' in page
+    for s in figures["return"]["scenarios"]:
+        assert escape(s["sentence"]) in page
+    assert "<svg" in page and "Customer Asset Value Map" in page
+    for row in figures["translation"]["rows"]:
+        assert row["metric"].upper() in page
+    assert f"{figures['health']['customers']:,}" in page  # thousands separators
+    assert re.search(r"\$\d{1,3}(,\d{3})+\b|\$\d+(\.\d+)?[kMB]\b", page)
+    assert "discount rate" in page and "margin rate" in page and "channel costs" in page
+
+
+def test_missing_artifacts_name_their_command(fit_figures: dict[str, Any]) -> None:
+    f = fit_figures
+    assert f["artifacts"] == ["fit"]
+    assert f["growth"]["levers"] == {"available": False, "command": "cxasset levers --workspace WS",
+                                     "missing": "run `cxasset levers --workspace WS`"}
+    assert "cxasset map" in f["growth"]["valuemap"]["missing"]
+    assert "cxasset simulate" in f["return"]["missing"]
+    assert "cxasset simulate" in f["health"]["churn_missing"]
+    assert 2 <= len(f["summary"]) <= 5
+    html = render_html(f)
+    for sid, title in SECTIONS:
+        assert f'<section id="{sid}"><h2>{title}</h2>' in html
+    assert "run `cxasset levers --workspace WS`" in html
+    assert "run `cxasset simulate scenarios.yaml --workspace WS`" in html
+    assert 'id="scenario-fan"' not in html and 'id="backtest-tracking"' in html
+    md = render_markdown(f)
+    assert "cxasset levers" in md and "cxasset map" in md
+
+
+def test_markdown(figures: dict[str, Any]) -> None:
+    md = render_markdown(figures)
+    for _sid, title in SECTIONS:
+        assert f"\n## {title}\n" in md
+    assert figures["summary"][0] in md
+    assert figures["return"]["scenarios"][0]["sentence"] in md
+    assert "| CX metric | what it measures | business translation |" in md
+    assert "<script" not in md and "<div" not in md
+
+
+# ------------------------------------------------------------------------------ CLI
+def test_cli_report_html_md_json(full_ws: Path, tmp_path: Path, figures: dict[str, Any]) -> None:
+    out = tmp_path / "r.html"
+    r = runner.invoke(app, ["report", "--workspace", str(full_ws), "--out", str(out)])
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    assert "Wrote" in r.stdout and out.read_text().startswith("<!DOCTYPE html>")
+    md = tmp_path / "r.md"
+    r = runner.invoke(app, ["report", "-w", str(full_ws), "--format", "md", "--out", str(md)])
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    assert md.read_text().startswith("# Customer Asset Report")
+    r = runner.invoke(app, ["report", "-w", str(full_ws), "--json"])
+    assert r.exit_code == 0 and r.stderr.strip() == ""
+    data = json.loads(r.stdout)
+    assert set(data) == set(figures)
+    assert data["summary"] == figures["summary"]
+
+
+def test_cli_report_errors(tmp_path: Path) -> None:
+    r = runner.invoke(app, ["report", "-w", str(tmp_path / "nowhere"), "--out",
+                            str(tmp_path / "r.html")])
+    assert r.exit_code == 3 and "Traceback" not in r.stderr
+
+
+# ------------------------------------------------------------------------------ browser
+def test_report_in_a_browser(open_page: Any, page: str, tmp_path: Path) -> None:
+    """The real report in headless chromium: no errors, every chart drawn, summary and scenario
+    sentences on the page with numbers; a screenshot is saved."""
+    path = tmp_path / "report.html"
+    path.write_text(page, encoding="utf-8")
+    shot = tmp_path / "shots" / "report.png"
+    pg, errors = open_page(path, screenshot=shot)
+    assert errors == []
+    for cid in CHART_IDS:
+        box = pg.locator(f"#{cid} .nsewdrag").first.bounding_box()
+        assert box is not None and box["width"] > 100 and box["height"] > 100, cid
+    summary = pg.locator("#summary .summary").inner_text()
+    assert re.search(r"\$\d", summary)
+    assert "NPV" in pg.locator("#return").inner_text()
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
