@@ -260,6 +260,40 @@ def test_cli_report_errors(tmp_path: Path) -> None:
     assert r.exit_code == 3 and "Traceback" not in r.stderr
 
 
+def test_cli_report_simulates_a_scenario_file(fit_only: Path, tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    shutil.copytree(fit_only, ws)
+    spec = tmp_path / "scenarios.yaml"
+    spec.write_text(json.dumps([SCENARIO]))  # JSON is YAML
+    out = tmp_path / "r.md"
+    r = runner.invoke(app, ["report", "-w", str(ws), "--scenarios", str(spec), "--draws", "50",
+                            "--format", "md", "--out", str(out)])
+    assert r.exit_code == 0, (r.stdout, r.stderr)
+    md = out.read_text()
+    assert "Investing $20k over 1 year in Onboarding concierge" in md
+    with Workspace(ws) as w:
+        assert w.load_artifact("scenarios")["scenarios"][0]["name"] == "Faster onboarding"
+
+
+def test_subscription_book(tmp_path: Path) -> None:
+    """A contractual book: the backtest tracks active subscribers (no cumulative purchases, no
+    conditional expectations) and the words say so."""
+    from cxasset.models.workflow import fit_workspace
+
+    generate(tmp_path / "book", customers=1500, seed=2, kind="subscriptions")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BookWarning)
+        with Workspace(tmp_path / "ws") as ws:
+            ws.ingest(tmp_path / "book")
+            fit_workspace(ws)
+            f = report_figures(ws)
+    assert sorted(charts(f)) == ["backtest-tracking", "clv-distribution"]
+    assert any("churned subscribers" in s for s in f["summary"])
+    html = render_html(f)
+    assert "active subscribers" in html and len(PLOTLY_BANNER.findall(html)) == 1
+    assert "expected payments" in render_markdown(f)
+
+
 # ------------------------------------------------------------------------------ browser
 def test_report_in_a_browser(open_page: Any, page: str, tmp_path: Path) -> None:
     """The real report in headless chromium: no errors, every chart drawn, summary and scenario

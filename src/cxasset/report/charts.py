@@ -37,10 +37,10 @@ def _tracking(bt: dict[str, Any]) -> Any:
                     line={"color": "black"})
     fig.add_scatter(x=tr["period"], y=tr["predicted"], name="predicted", mode="lines",
                     line={"color": _COLORS[0], "dash": "dash"})
-    fig.update_layout(**_LAYOUT, title=f"Backtest: purchases per {unit} in the holdout, actual "
-                      "vs predicted",
-                      xaxis_title=f"{unit}s after the calibration end",
-                      yaxis_title=f"purchases per {unit}")
+    what = (f"{bt['tracks']} per {unit}" if bt.get("kind") != "subscriptions"
+            else f"{bt['tracks']} at the end of each {unit}")
+    fig.update_layout(**_LAYOUT, title=f"Backtest: {what} in the holdout, actual vs predicted",
+                      xaxis_title=f"{unit}s after the calibration end", yaxis_title=what)
     return fig
 
 
@@ -143,7 +143,8 @@ def charts(figures: dict[str, Any]) -> dict[str, Any]:
     bt = figures["trust"]["backtest"]
     if bt.get("tracking"):
         out["backtest-tracking"] = _tracking(bt)
-        out["backtest-cumulative"] = _tracking_cumulative(bt)
+        if "actual_cumulative" in bt["tracking"]:
+            out["backtest-cumulative"] = _tracking_cumulative(bt)
     if bt.get("conditional"):
         out["backtest-conditional"] = _conditional(bt)
     if figures["health"]["clv_histogram"]["counts"]:

@@ -125,6 +125,7 @@ def _health(ws: Any, v: Any, scen: dict[str, Any] | None, cur: str) -> dict[str,
         "customers": int(d["customers"]), "mean_clv": _num(d["mean_clv"]),
         "median_clv": _num(d["median_clv"]), "share_alive": _num(d["mean_p_alive"]),
         "expected_transactions": _num(d["expected_transactions"]),
+        "kind": ws.meta().get("kind", "transactions"),
         "churn": churn,
         "churn_missing": None if churn else f"run `{MAKES['scenarios']}` (its baseline forecasts "
         "churn of today's customers)",
@@ -206,6 +207,7 @@ def _return(scen: dict[str, Any] | None) -> dict[str, Any]:
 def _trust(fit: dict[str, Any], settings: dict[str, Any], lev: dict[str, Any] | None,
            vmap: dict[str, Any] | None, scen: dict[str, Any] | None) -> dict[str, Any]:
     bt = fit.get("backtest", {})
+    subs = fit.get("kind") == "subscriptions"
     cands = [{"model": c["model"], "log_likelihood": c["log_likelihood"],
               "aggregate_error": c["backtest"].get("aggregate_error"),
               "mae_per_customer": c["backtest"].get("mae_per_customer")}
@@ -218,7 +220,8 @@ def _trust(fit: dict[str, Any], settings: dict[str, Any], lev: dict[str, Any] | 
                    "spend_model": spend.get("model"),
                    "spend_independence": (spend.get("independence") or {}).get("verdict")}
     evidence = [{"figure": "customer equity and CLV", "evidence": "model estimate",
-                 "basis": f"{fit['model']} fitted to {fit.get('n_obs', 0):,} customers; backtest "
+                 "basis": f"{fit['model']} fitted to {fit.get('n_obs', 0):,} "
+                 f"{'observations' if subs else 'customers'}; backtest "
                  f"aggregate error {bt.get('aggregate_error', float('nan')):+.1%} on the holdout"
                  if bt.get("aggregate_error") is not None else f"{fit['model']} fit"}]
     for name, art in (("value map links", vmap and vmap.get("links")),
@@ -238,9 +241,12 @@ def _trust(fit: dict[str, Any], settings: dict[str, Any], lev: dict[str, Any] | 
     evidence.append({"figure": "discount rate, margin, horizon, channel costs",
                      "evidence": "assumption", "basis": "book.yaml settings"})
     notes = list(fit.get("notes", [])) + list(spend.get("notes", []))
-    return {"backtest": {k: bt.get(k) for k in ("period", "holdout_periods", "actual_total",
-                                               "predicted_total", "aggregate_error",
-                                               "mae_per_customer", "tracking", "conditional")},
+    return {"backtest": {**{k: bt.get(k) for k in ("period", "holdout_periods", "actual_total",
+                                                  "predicted_total", "aggregate_error",
+                                                  "mae_per_customer", "tracking", "conditional")},
+                         "kind": "subscriptions" if subs else "transactions",
+                         "counts": "churned subscribers" if subs else "purchases",
+                         "tracks": "active subscribers" if subs else "purchases"},
             "calibration_end": fit.get("calibration_end"), "as_of": fit.get("as_of"),
             "assumptions": settings, "diagnostics": diagnostics, "evidence": evidence,
             "notes": notes}
@@ -289,7 +295,7 @@ def _summary(h: dict[str, Any], g: dict[str, Any], r: dict[str, Any], t: dict[st
     bt = t["backtest"]
     if bt.get("aggregate_error") is not None and bt.get("holdout_periods"):
         out.append(f"On {bt['holdout_periods']} {bt['period']}s held out from the fit, the model "
-                   f"predicted total purchases within {abs(bt['aggregate_error']):.1%} of what "
+                   f"predicted total {bt['counts']} within {abs(bt['aggregate_error']):.1%} of what "
                    f"happened.")
     elif bt.get("aggregate_error") is not None:
         out.append(f"On the held-out period the model's aggregate error was "

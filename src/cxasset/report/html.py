@@ -37,7 +37,7 @@ def _capital(s: str) -> str:
 
 
 def _missing(d: dict[str, Any], what: str) -> Block:
-    return ("missing", f"{what} is not in this workspace yet: {d['missing']}.")
+    return ("missing", f"{what}: not in this workspace yet; {d['missing']}.")
 
 
 def _health(f: dict[str, Any]) -> list[Block]:
@@ -49,7 +49,9 @@ def _health(f: dict[str, Any]) -> list[Block]:
             ["share of customers alive (mean P(alive))", _pct(h["share_alive"])],
             ["mean CLV", money(h["mean_clv"], cur)],
             ["median CLV", "–" if h["median_clv"] is None else money(h["median_clv"], cur)],
-            ["expected purchases over the horizon", f"{h['expected_transactions']:,.0f}"]]
+            ["expected payments (subscriber-periods) over the horizon"
+             if h.get("kind") == "subscriptions" else "expected purchases over the horizon",
+             f"{h['expected_transactions']:,.0f}"]]
     if h["top_decile_share"] is not None:
         rows.append(["share of equity in the top 10% of customers", _pct(h["top_decile_share"])])
     if h["churn"]:
@@ -168,7 +170,7 @@ def _trust(f: dict[str, Any]) -> list[Block]:
     out: list[Block] = [("h3", "Backtest")]
     if bt.get("aggregate_error") is not None:
         out.append(("p", f"Calibrated to {t['calibration_end']}, predicted the holdout to "
-                         f"{t['as_of']}: {bt['actual_total']:,.0f} actual vs "
+                         f"{t['as_of']}: {bt['actual_total']:,.0f} {bt['counts']} actual vs "
                          f"{bt['predicted_total']:,.0f} predicted "
                          f"({bt['aggregate_error']:+.1%}); mean absolute error "
                          f"{bt['mae_per_customer']:.2f} per customer."))
