@@ -124,6 +124,8 @@ def test_figures_sections_and_json(figures: dict[str, Any]) -> None:
     assert {s["segment"] for s in h["segments"]} == {"smb", "mid", "enterprise"}
     assert sum(s["customers"] for s in h["segments"]) == 3000
     assert sum(s["equity"] for s in h["segments"]) == pytest.approx(ce["estimate"], rel=0.02)
+    assert sum(c["customers"] for c in h["cohorts"]) == 3000
+    assert all(re.fullmatch(r"\d{4}-Q[1-4]", c["cohort"]) for c in h["cohorts"])
     assert h["churn"]["months"] == 12 and 0 < h["churn"]["share"] < 1
     assert figures["statement"]["available"] is False  # stated as needed, not invented
     assert figures["translation"]["available"] and figures["translation"]["rows"]

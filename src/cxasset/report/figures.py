@@ -77,29 +77,40 @@ def _histogram(clv: np.ndarray, bins: int = 30) -> dict[str, Any]:
             "top_bin_open": bool(clv.max() > top)}
 
 
-def _segments(ws: Any, customers: Any) -> list[dict[str, Any]] | None:
-    """Equity, customers, mean CLV and share alive by the book's ``segment`` column, if any."""
+def _splits(ws: Any, customers: Any) -> dict[str, list[dict[str, Any]] | None]:
+    """Equity, customers, mean CLV and share alive by the book's ``segment`` column (if any) and
+    by acquisition cohort (the quarter of ``acquired_at``)."""
+    out: dict[str, list[dict[str, Any]] | None] = {"segments": None, "cohorts": None}
     if customers is None or len(customers) == 0 or "clv" not in customers:
-        return None
+        return out
     try:
         cust = ws.table("customers")
     except Exception:  # noqa: BLE001 - a book without a customers table simply has no split
-        return None
-    if "segment" not in cust.columns:
-        return None
-    seg = cust.select("customer_id", "segment").to_pandas()
-    df = customers.merge(seg, on="customer_id", how="left")
-    df["segment"] = df["segment"].fillna("(none)").astype(str)
-    agg = {"clv": ["sum", "mean", "size"]}
-    if "p_alive" in df:
-        agg["p_alive"] = ["mean"]
-    g = df.groupby("segment").agg(agg)
-    rows = []
-    for name, r in g.iterrows():
-        rows.append({"segment": name, "customers": int(r[("clv", "size")]),
-                     "equity": float(r[("clv", "sum")]), "mean_clv": float(r[("clv", "mean")]),
-                     "share_alive": _num(r[("p_alive", "mean")]) if "p_alive" in df else None})
-    return sorted(rows, key=lambda r: -r["equity"])
+        return out
+    cols = [c for c in ("segment", "acquired_at") if c in cust.columns]
+    if not cols:
+        return out
+    df = customers.merge(cust.select("customer_id", *cols).to_pandas(), on="customer_id",
+                         how="left")
+    if "segment" in cols:
+        df["segment"] = df["segment"].fillna("(none)").astype(str)
+        out["segments"] = sorted(_groups(df, "segment"), key=lambda r: -r["equity"])
+    if "acquired_at" in cols:
+        when = df["acquired_at"].astype("datetime64[ns]")
+        df["cohort"] = (when.dt.year.astype("Int64").astype(str) + "-Q"
+                        + when.dt.quarter.astype("Int64").astype(str)).where(when.notna(),
+                                                                            "(unknown)")
+        out["cohorts"] = sorted(_groups(df, "cohort"), key=lambda r: r["cohort"])
+    return out
+
+
+def _groups(df: Any, by: str) -> list[dict[str, Any]]:
+    alive = "p_alive" in df
+    g = df.groupby(by).agg(customers=("clv", "size"), equity=("clv", "sum"), mean_clv=("clv", "mean"),
+                           **({"share_alive": ("p_alive", "mean")} if alive else {}))
+    return [{by: str(name), "customers": int(r["customers"]), "equity": float(r["equity"]),
+             "mean_clv": float(r["mean_clv"]),
+             "share_alive": _num(r["share_alive"]) if alive else None} for name, r in g.iterrows()]
 
 
 def _health(ws: Any, v: Any, scen: dict[str, Any] | None, cur: str) -> dict[str, Any]:
@@ -130,7 +141,7 @@ def _health(ws: Any, v: Any, scen: dict[str, Any] | None, cur: str) -> dict[str,
         "churn_missing": None if churn else f"run `{MAKES['scenarios']}` (its baseline forecasts "
         "churn of today's customers)",
         "clv_quantiles": q, "top_decile_share": top_share,
-        "clv_histogram": _histogram(clv), "segments": _segments(ws, customers),
+        "clv_histogram": _histogram(clv), **_splits(ws, customers),
         "valuation": {"horizon": d["settings"]["horizon"], "period": d["settings"]["period"],
                       "discount_rate_annual": d["settings"]["discount_rate_annual"],
                       "margin_rate": d["settings"]["margin_rate"]},

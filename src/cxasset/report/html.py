@@ -70,8 +70,16 @@ def _health(f: dict[str, Any]) -> list[Block]:
         out.append(("table", ["segment", "customers", "customer equity", "share of equity",
                               "mean CLV", "share alive"],
                     [[s["segment"], f"{s['customers']:,}", money(s["equity"], cur),
-                      _pct(s["equity"] / sum(x["equity"] for x in h["segments"]) or None),
+                      _pct(s["equity"] / (sum(x["equity"] for x in h["segments"]) or 1)),
                       money(s["mean_clv"], cur), _pct(s["share_alive"])] for s in h["segments"]]))
+    if h.get("cohorts"):
+        total = sum(x["equity"] for x in h["cohorts"]) or None
+        out.append(("h3", "By acquisition cohort"))
+        out.append(("table", ["cohort (quarter acquired)", "customers", "customer equity",
+                              "share of equity", "mean CLV", "share alive"],
+                    [[c["cohort"], f"{c['customers']:,}", money(c["equity"], cur),
+                      _pct(c["equity"] / total if total else None), money(c["mean_clv"], cur),
+                      _pct(c["share_alive"])] for c in h["cohorts"]]))
     out.append(("chart", "clv-distribution"))
     if h["clv_quantiles"]:
         q = h["clv_quantiles"]
