@@ -166,6 +166,8 @@ def test_executive_summary(figures: dict[str, Any]) -> None:
     assert 1 <= len(s) <= 5
     assert len(_sentences(" ".join(s))) <= 5
     assert all(re.search(r"\d", x) for x in s)  # every sentence stands on a number
+    assert not re.search(r"\b(None|nan|inf)\b", " ".join(s))
+    assert any("strongest lever" in x and "$" in x for x in s)
     assert re.search(r"\$\d", s[0])  # equity today in money, with its interval
     assert "90% interval" in s[0]
     assert any("NPV" in x for x in s)

@@ -292,8 +292,8 @@ def _summary(h: dict[str, Any], g: dict[str, Any], r: dict[str, Any], t: dict[st
     lev = g["levers"]
     if lev.get("available") and lev["levers"]:
         e = lev["levers"][0]
-        out.append(f"The strongest lever is {e['label']} ({e['step']:+g} {e['unit'] or 'units'}, "
-                   f"through {e['mechanism'].replace('_', ' ')}), worth "
+        out.append(f"The strongest lever, {e['label']} {e['step']:+g} {e['unit'] or 'units'} "
+                   f"through {e['mechanism'].replace('_', ' ')}, is worth "
                    f"{money(e['impact']['mean'], cur)} of customer equity "
                    f"({money(e['impact']['p5'], cur)} to {money(e['impact']['p95'], cur)}).")
     if r.get("available"):

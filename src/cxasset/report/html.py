@@ -57,7 +57,7 @@ def _health(f: dict[str, Any]) -> list[Block]:
     if h["churn"]:
         c = h["churn"]
         rows.append([f"expected churn of today's customers over {c['months']} months",
-                     f"{_pct(c['share'])} ({c['source']})"])
+                     f"{_pct(c['share'])}: {c['source']}"])
     out: list[Block] = [
         ("p", f"Customer equity is the discounted margin today's customers are expected to bring "
               f"over the next {v['horizon']} {v['period']}s ({v['discount_rate_annual']:.0%} annual "
