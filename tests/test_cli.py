@@ -247,6 +247,7 @@ def test_demo_json(tmp_path: Path) -> None:
     assert sum(r["prob_best"] for r in ranking) == pytest.approx(1.0)
     assert all(sc["sentence"] and sc["npv"]["p5"] <= sc["npv"]["p95"]
                for sc in d["scenarios"]["scenarios"])
+    assert Path(d["report"]).stat().st_size > 100_000 and 1 <= len(d["summary_sentences"]) <= 5
     assert d["valuemap"]["links"] and d["levers"]["levers"]
     assert {"driver", "mechanism", "step", "impact", "q_value", "significant", "robust",
             "threshold"} <= set(d["levers"]["levers"][0])
@@ -264,7 +265,8 @@ def test_demo_json(tmp_path: Path) -> None:
 def test_demo_human(tmp_path: Path) -> None:
     r = run("demo", "--out", tmp_path / "demo", "--customers", "1000", "--seed", "2")
     for text in ("1,000 customers", "repeat buyers", "Backtest", "customer equity",
-                 "Growth levers", "ranked by expected NPV", "Investing", "cxasset simulate"):
+                 "Growth levers", "ranked by expected NPV", "Investing", "Executive summary",
+                 "report.html", "cxasset simulate"):
         assert text in flat(r.stdout)
 
 

@@ -731,7 +731,7 @@ def demo(
     as_json: JsonOpt = False,
 ) -> None:
     """The main job end to end on a synthetic book: synth -> ingest -> features -> fit -> value
-    -> value map -> levers -> scenarios.
+    -> value map -> levers -> scenarios -> report.
 
     Example:
 
@@ -743,6 +743,8 @@ def demo(
     from cxasset.features import workspace_features
     from cxasset.levers.rank import rank_levers
     from cxasset.models.workflow import fit_workspace
+    from cxasset.report.figures import report_figures
+    from cxasset.report.html import render_html
     from cxasset.report.text import money
     from cxasset.scenarios.plan import compare as compare_scenarios
     from cxasset.scenarios.simulate import prepare
@@ -754,7 +756,7 @@ def demo(
 
     book = out_dir / "book"
     ws = Workspace(out_dir / "workspace")
-    steps = 8
+    steps = 9
     with _progress(not as_json, total=customers) as update:
         update(description=f"1/{steps} synthesising the customer book")
         generate(book, customers=customers, seed=seed,
@@ -782,6 +784,9 @@ def demo(
         compared = compare_scenarios(planner, scenarios, draws=1000, seed=seed)
         ws.save_artifact("scenarios", {"scenarios": compared["scenarios"],
                                        "notes": planner.notes})
+        update(description=f"9/{steps} writing the board report")
+        figures = report_figures(ws, seed=seed)
+        (out_dir / "report.html").write_text(render_html(figures), encoding="utf-8")
         ws.close()
     vmap_d, levers_d = vmap.to_dict(), lever_report.to_dict()
     g = graph(vmap_d)
@@ -791,7 +796,8 @@ def demo(
     if as_json:
         _emit_json({"book": str(book), "workspace": str(ws.path), "rows": report.rows,
                     "summary": summary, "fit": fit_d, "value": value_d, "valuemap": vmap_d,
-                    "levers": levers_d, "scenarios": compared})
+                    "levers": levers_d, "scenarios": compared,
+                    "report": str(out_dir / "report.html"), "summary_sentences": figures["summary"]})
         return
     from cxasset.report.text import fit_tables, levers_table, value_table
 
@@ -815,9 +821,13 @@ def demo(
     out.print(ranking_table(compared, s.currency))
     for d in compared["scenarios"]:
         out.print(d["sentence"])
-    out.print(f"Workspace: {ws.path} · value map: {out_dir / 'valuemap.svg'} · spec: "
-              f"{out_dir / 'map.yaml'} · scenarios: {out_dir / 'scenarios.yaml'} · try: "
-              f"cxasset simulate {out_dir / 'scenarios.yaml'} --workspace {ws.path}")
+    out.print("Executive summary", style="bold")
+    for sentence in figures["summary"]:
+        out.print(sentence, highlight=False)
+    out.print(f"Report: {out_dir / 'report.html'} · workspace: {ws.path} · value map: "
+              f"{out_dir / 'valuemap.svg'} · spec: {out_dir / 'map.yaml'} · scenarios: "
+              f"{out_dir / 'scenarios.yaml'} · try: cxasset simulate "
+              f"{out_dir / 'scenarios.yaml'} --workspace {ws.path}")
 
 
 #: The demo's scenarios: the synthetic book's planted levers, with costs in its currency.
