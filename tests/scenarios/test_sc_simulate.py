@@ -163,7 +163,10 @@ def test_applies_to(planner: Planner) -> None:
 
 def test_without_new_customers(planner: Planner) -> None:
     r = run(planner, scenario(initiative(applies_to="both"), new_customers="none"))
-    for k in ("new_customers", "revenue_new"):
+    assert_array_equal(r.baseline["new_customers"], 0.0)
+    # the scenario's new customers are only the referred ones its referral change brings
+    assert_allclose(r.scenario_series["new_customers"], r.scenario_series["referred_customers"])
+    for k in ("revenue_new",):
         assert_array_equal(r.scenario_series[k], 0.0)
         assert_array_equal(r.baseline[k], 0.0)
     assert_array_equal(r.scenario_series["revenue"], r.scenario_series["revenue_existing"])
@@ -198,8 +201,10 @@ def test_same_seed_same_draws(planner: Planner, onboarding: ScenarioResult) -> N
     assert other_seed.npv[0] == pytest.approx(onboarding.npv[0], rel=1e-9)  # point estimate
     # common random numbers: another scenario shares acquisitions and coefficient draws
     nps = run(planner, scenario(initiative(name="NPS", driver="nps", shift=1.0)))
-    assert_array_equal(nps.scenario_series["new_customers"],
-                       onboarding.scenario_series["new_customers"])
+    assert_array_equal(nps.baseline["new_customers"], onboarding.baseline["new_customers"])
+    assert_allclose(nps.scenario_series["new_customers"] - nps.scenario_series[
+        "referred_customers"], onboarding.scenario_series["new_customers"]
+        - onboarding.scenario_series["referred_customers"])
     assert_array_equal(nps.baseline_totals["revenue"], onboarding.baseline_totals["revenue"])
     # the first draw is the point estimate whatever the number of draws
     few = run(planner, s, draws=20)
@@ -243,7 +248,7 @@ def test_per_customer_cost(planner: Planner) -> None:
     assert_array_equal(old.cost[:, 0, 1:], 0.0)
     new = run(planner, scenario(initiative(applies_to="new", cost={"per_customer": 10.0})),
               draws=20)
-    assert_allclose(new.cost[:, 0], 10.0 * new.scenario_series["new_customers"])
+    assert_allclose(new.cost[:, 0], 10.0 * new.baseline["new_customers"])
     assert planner.scale == 1.0  # every customer scored on this book
 
 

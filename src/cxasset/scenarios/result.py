@@ -22,7 +22,8 @@ from cxasset.scenarios.spec import Scenario
 TOTALS = ("revenue", "margin", "transactions", "active_customers_end", "churn_rate",
           "cost_to_serve", "referrals", "customer_equity")
 SERIES = ("revenue", "margin", "transactions", "active_customers", "churn_rate",
-          "cost_to_serve", "referrals", "referral_value", "new_customers", "revenue_existing",
+          "cost_to_serve", "referrals", "referral_value", "new_customers", "referred_customers",
+          "revenue_existing",
           "revenue_new")
 
 
@@ -88,16 +89,22 @@ class ScenarioResult:
             out["existing_alive"] = ex["alive_end"]
             return out
 
-        def totals(x: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        def totals(x: dict[str, np.ndarray]) -> dict[str, np.ndarray]:  # after the referrals
             t = {k: x[k].sum(axis=1) for k in ("revenue", "margin", "transactions",
                                               "cost_to_serve", "referrals")}
             t["active_customers_end"] = x["active_customers"][:, -1]
             with np.errstate(invalid="ignore", divide="ignore"):
                 t["churn_rate"] = 1.0 - x["existing_alive"][:, -1] / x["alive_now"]
             t["customer_equity"] = x["value"] @ disc
+            t["new_customers"] = x["new_customers"].sum(axis=1)
             return t
 
         b, sc = series(base_ex, base_nw), series(scen_ex, scen_nw)
+        # the baseline's referrals are already in the acquisition forecast (the referral channel
+        # of past cohorts); a change in referrals adds (or removes) referred new customers
+        b["referred_customers"] = np.zeros((K, H))
+        sc["referred_customers"] = sc["referrals"] - b["referrals"]
+        sc["new_customers"] = acq + sc["referred_customers"]
         cash = (sc["value"] - b["value"] - cost.sum(axis=1)) * disc[None, :]
         rate = vs.discount_rate if s.discount_rate is None else s.discount_rate
         return cls(s, H, vs.currency, b, sc, totals(b), totals(sc), cost, cash.sum(axis=1),
@@ -162,6 +169,10 @@ class ScenarioResult:
             "baseline": {k: quantiles(self.baseline_totals[k]) for k in TOTALS},
             "scenario": {k: quantiles(self.scenario_totals[k]) for k in TOTALS},
             "delta": {k: quantiles(d[k]) for k in TOTALS},
+            "new_customers": {
+                "baseline": quantiles(self.baseline_totals["new_customers"]),
+                "scenario": quantiles(self.scenario_totals["new_customers"]),
+                "referred": quantiles(self.scenario_series["referred_customers"].sum(axis=1))},
             "cost": quantiles(self.cost.sum(axis=(1, 2))),
             "npv": quantiles(self.npv),
             "roi": quantiles(self.roi) if np.isfinite(self.roi).any() else None,
