@@ -603,6 +603,7 @@ def optimize(
         pl = _planner(ws, scenarios, seed, update)
         rep = optimize_portfolio(pl, scenarios, budget, objective=objective, draws=draws,
                                  seed=seed, progress=lambda m: update(description=m))
+        ws.save_artifact("portfolio", rep)
     if as_json:
         _emit_json({**rep, "notes": pl.notes})
         return

@@ -81,6 +81,10 @@ def full_ws(fit_only: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         res = [pl.simulate(s, draws=100, seed=0).to_dict() for s in scs]
         ws.save_artifact("scenarios", {"scenarios": res, "notes": pl.notes,
                                        "acquisition": pl.acquisition.to_dict()})
+        from cxasset.scenarios.plan import optimize_portfolio
+
+        ws.save_artifact("portfolio", optimize_portfolio(pl, scs, 1e9, draws=100,
+                                                         frontier_points=3))
     return path
 
 
@@ -113,7 +117,7 @@ def _outside_scripts(html: str) -> str:
 def test_figures_sections_and_json(figures: dict[str, Any]) -> None:
     assert {"summary", "health", "statement", "growth", "return", "trust", "translation",
             "settings", "currency", "artifacts"} <= set(figures)
-    assert figures["artifacts"] == ["fit", "valuemap", "levers", "scenarios"]
+    assert figures["artifacts"] == ["fit", "valuemap", "levers", "scenarios", "portfolio"]
     json.dumps(figures, allow_nan=False)  # JSON-ready: no numpy types, no NaN
     h = figures["health"]
     ce = h["customer_equity"]
@@ -210,6 +214,9 @@ def test_html_charts_and_content(page: str, figures: dict[str, Any]) -> None:
     assert f"{figures['health']['customers']:,}" in page  # thousands separators
     assert re.search(r"\$\d{1,3}(,\d{3})+\b|\$\d+(\.\d+)?[kMB]\b", page)
     assert "discount rate" in page and "margin rate" in page and "channel costs" in page
+    p = figures["return"]["portfolio"]  # saved by `cxasset optimize`
+    assert p["available"] and p["frontier"] and "Within a budget of" in page
+    assert all(escape(n) in page for n in p["chosen"])
 
 
 def test_missing_artifacts_name_their_command(fit_figures: dict[str, Any]) -> None:

@@ -139,6 +139,8 @@ def test_compare_and_optimize_json(ws: Path, tmp_path: Path, prepared: list[int]
     assert (o["joint"] is None) == (not o["portfolio"]["names"])
     assert o["frontier"] and o["notes"]
     assert prepared == [12, 12]
+    with Workspace(ws) as w:  # saved for the report
+        assert w.load_artifact("portfolio")["portfolio"] == o["portfolio"]
 
 
 def test_bad_driver_is_one_line(ws: Path, tmp_path: Path, prepared: list[int]) -> None:

@@ -189,7 +189,24 @@ def _growth(vmap: dict[str, Any] | None, lev: dict[str, Any] | None, cur: str,
     return out
 
 
-def _return(scen: dict[str, Any] | None) -> dict[str, Any]:
+def _portfolio(port: dict[str, Any] | None) -> dict[str, Any]:
+    """The portfolio ``cxasset optimize`` saved: chosen initiatives, their NPV alone and together,
+    and the efficient frontier."""
+    if port is None:
+        return {"available": False, "missing": "run `cxasset optimize scenarios.yaml "
+                "--workspace WS --budget AMOUNT`"}
+    p, joint = port["portfolio"], port.get("joint")
+    return {"available": True, "budget": port["budget"], "objective": port["objective"],
+            "chosen": list(p["names"]), "cost": p["cost"], "npv": p["npv"],
+            "prob_npv_positive": p["prob_npv_positive"],
+            "joint_npv": None if joint is None else joint["npv"],
+            "sentence": None if joint is None else joint["sentence"],
+            "frontier": [{"budget": f["budget"], "names": list(f["names"]), "cost": f["cost"],
+                          "npv": f["npv"], "prob_npv_positive": f["prob_npv_positive"]}
+                         for f in port["frontier"]]}
+
+
+def _return(scen: dict[str, Any] | None, port: dict[str, Any] | None = None) -> dict[str, Any]:
     if scen is None or not scen.get("scenarios"):
         return _missing("scenarios")
     rows = []
@@ -210,9 +227,7 @@ def _return(scen: dict[str, Any] | None) -> dict[str, Any]:
     best = max(rows, key=lambda r: r["npv"]["mean"])
     return {"available": True, "scenarios": rows, "best": best["name"],
             "notes": list(scen.get("notes", [])),
-            "portfolio": {"available": False, "missing": "run `cxasset optimize scenarios.yaml "
-                          "--workspace WS --budget AMOUNT` (the portfolio is not saved in the "
-                          "workspace yet)"}}
+            "portfolio": _portfolio(port)}
 
 
 def _trust(fit: dict[str, Any], settings: dict[str, Any], lev: dict[str, Any] | None,
@@ -340,16 +355,18 @@ def report_figures(ws: Any, seed: int = 0) -> dict[str, Any]:
     settings = _settings(ws)
     cur = settings["currency"]
     vmap, lev, scen = _load(ws, "valuemap"), _load(ws, "levers"), _load(ws, "scenarios")
+    port = _load(ws, "portfolio")
     v = value_workspace(ws)
     health = _health(ws, v, scen, cur)
     growth = _growth(vmap, lev, cur)
-    ret = _return(scen)
+    ret = _return(scen, port)
     trust = _trust(fit, settings, lev, vmap, scen)
     summary = _summary(health, growth, ret, trust, cur)
     return {"title": "Customer Asset Report", "currency": cur, "seed": seed,
             "as_of": settings["as_of"], "settings": settings,
             "artifacts": ["fit"] + [k for k, a in (("valuemap", vmap), ("levers", lev),
-                                                   ("scenarios", scen)) if a is not None],
+                                                   ("scenarios", scen), ("portfolio", port))
+                                    if a is not None],
             "summary": summary, "health": health,
             "statement": {"available": False, "needed": STATEMENT_NEEDS},
             "growth": growth, "return": ret, "trust": trust, "translation": _translation(vmap)}

@@ -168,7 +168,23 @@ def _return(f: dict[str, Any]) -> list[Block]:
     out.append(("p", f"Best by expected NPV: {r['best']}. NPV is discounted monthly; ROI is NPV "
                      "over the initiatives' cost."))
     out.append(("h3", "Portfolio under a budget"))
-    out.append(_missing(r["portfolio"], "The optimised portfolio"))
+    p = r["portfolio"]
+    if not p["available"]:
+        out.append(_missing(p, "The optimised portfolio"))
+        return out
+    goal = "expected NPV" if p["objective"] == "mean" else "the 10th percentile of NPV"
+    chosen = ", ".join(p["chosen"]) or "no initiative"
+    text = (f"Within a budget of {money(p['budget'], cur)}, maximising {goal}: {chosen} "
+            f"(cost {money(p['cost'], cur)}; NPV {money(p['npv']['mean'], cur)} as the sum of the "
+            f"initiatives alone, {_iv(p['npv'], cur)}).")
+    if p["sentence"]:
+        text += f" Simulated together: {p['sentence']}"
+    out.append(("p", text))
+    out.append(("table", ["budget", "initiatives", "cost", "NPV (mean)", "NPV 90% interval",
+                          "P(NPV > 0)"],
+                [[money(f["budget"], cur), ", ".join(f["names"]) or "none",
+                  money(f["cost"], cur), money(f["npv"]["mean"], cur), _iv(f["npv"], cur),
+                  _pct(f["prob_npv_positive"], 0)] for f in p["frontier"]]))
     return out
 
 
