@@ -27,37 +27,35 @@ def _money_axis(cur: str) -> dict[str, Any]:
     return {"tickprefix": _sym(cur), "tickformat": "~s"}
 
 
-def _tracking(bt: dict[str, Any]) -> Any:
+def _actual_vs_predicted(bt: dict[str, Any], suffix: str, title: str, yaxis: str) -> Any:
+    """Holdout actual (solid) against predicted (dashed) per period, from ``tracking``'s
+    ``actual{suffix}`` and ``predicted{suffix}`` series."""
     import plotly.graph_objects as go
 
     tr = bt["tracking"]
     unit = bt.get("period") or "period"
     fig = go.Figure()
-    fig.add_scatter(x=tr["period"], y=tr["actual"], name="actual", mode="lines",
+    fig.add_scatter(x=tr["period"], y=tr[f"actual{suffix}"], name="actual", mode="lines",
                     line={"color": "black"})
-    fig.add_scatter(x=tr["period"], y=tr["predicted"], name="predicted", mode="lines",
+    fig.add_scatter(x=tr["period"], y=tr[f"predicted{suffix}"], name="predicted", mode="lines",
                     line={"color": _COLORS[0], "dash": "dash"})
+    fig.update_layout(**_LAYOUT, title=title, xaxis_title=f"{unit}s after the calibration end",
+                      yaxis_title=yaxis)
+    return fig
+
+
+def _tracking(bt: dict[str, Any]) -> Any:
+    unit = bt.get("period") or "period"
     what = (f"{bt['tracks']} per {unit}" if bt.get("kind") != "subscriptions"
             else f"{bt['tracks']} at the end of each {unit}")
-    fig.update_layout(**_LAYOUT, title=f"Backtest: {what} in the holdout, actual vs predicted",
-                      xaxis_title=f"{unit}s after the calibration end", yaxis_title=what)
-    return fig
+    return _actual_vs_predicted(bt, "", f"Backtest: {what} in the holdout, actual vs predicted",
+                                what)
 
 
 def _tracking_cumulative(bt: dict[str, Any]) -> Any:
-    import plotly.graph_objects as go
-
-    tr = bt["tracking"]
-    unit = bt.get("period") or "period"
-    fig = go.Figure()
-    fig.add_scatter(x=tr["period"], y=tr["actual_cumulative"], name="actual", mode="lines",
-                    line={"color": "black"})
-    fig.add_scatter(x=tr["period"], y=tr["predicted_cumulative"], name="predicted", mode="lines",
-                    line={"color": _COLORS[0], "dash": "dash"})
-    fig.update_layout(**_LAYOUT, title="Backtest: cumulative purchases in the holdout",
-                      xaxis_title=f"{unit}s after the calibration end",
-                      yaxis_title="cumulative purchases")
-    return fig
+    return _actual_vs_predicted(bt, "_cumulative",
+                                "Backtest: cumulative purchases in the holdout",
+                                "cumulative purchases")
 
 
 def _conditional(bt: dict[str, Any]) -> Any:

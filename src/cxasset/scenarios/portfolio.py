@@ -28,6 +28,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 
 from cxasset.exceptions import CxassetError
 from cxasset.money import money
+from cxasset.scenarios.result import quantiles
 
 MAX_INITIATIVES = 60
 Objective = Literal["mean", "p10"]
@@ -35,11 +36,6 @@ Objective = Literal["mean", "p10"]
 
 class PortfolioError(CxassetError, ValueError):
     """Inputs a portfolio cannot be chosen from (shapes, costs, budget, indices)."""
-
-
-def _quantiles(draws: np.ndarray) -> dict[str, float]:
-    p5, p50, p95 = np.percentile(draws, [5, 50, 95])
-    return {"p5": float(p5), "p50": float(p50), "p95": float(p95), "mean": float(np.mean(draws))}
 
 
 def lower_quantile(draws: np.ndarray, quantile: float = 0.10) -> float:
@@ -62,7 +58,7 @@ class Portfolio:
 
     def quantiles(self) -> dict[str, float]:
         """``p5, p50, p95, mean`` of the portfolio's NPV draws."""
-        return _quantiles(self.npv)
+        return quantiles(self.npv)
 
     @property
     def prob_positive(self) -> float:
@@ -283,7 +279,7 @@ def rank(npv: np.ndarray, names: Sequence[str], cost: np.ndarray | None = None) 
     out = []
     for r, j in enumerate(order, start=1):
         mean, c = float(npv[:, j].mean()), None if cost is None else float(cost[j])
-        out.append({"name": str(names[j]), "rank": r, "npv": _quantiles(npv[:, j]),
+        out.append({"name": str(names[j]), "rank": r, "npv": quantiles(npv[:, j]),
                     "prob_npv_positive": float(np.mean(npv[:, j] > 0)),
                     "roi": mean / c if c is not None and c > 0 else None, "prob_best": float(best[j])})
     return out

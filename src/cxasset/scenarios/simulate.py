@@ -69,6 +69,12 @@ class _Moves:
     change_ids: list[int]
     scale_sd: list[float]  # sd of the effect multiplier of each change
 
+    @property
+    def since(self) -> list[np.ndarray]:
+        """Each change's ramp averaged from today to the end of every month: the level at
+        which existing customers' state is read (a ramp has memory)."""
+        return [np.cumsum(r) / np.arange(1, len(r) + 1) for r in self.ramps]
+
 
 @dataclass
 class Part:
@@ -295,7 +301,7 @@ class Planner:
                 continue
             agg = self._aggregate(part.base, mv.inverse, mv.groups, w)
             own = monthly_totals(agg, {}, 1, H)  # the part's own baseline: its change is relative
-            since = [np.cumsum(r) / months for r in mv.ramps]  # average ramp since today
+            since = mv.since
             for lo in range(0, len(effect), 250):
                 sl = slice(lo, lo + 250)
                 d = self._deltas(mv, {m: (t, v[sl]) for m, (t, v) in c.items()}, effect[sl],
@@ -352,9 +358,8 @@ class Planner:
         for part, mv, c in zip(self.parts, mvs, coefs, strict=True):
             if mv is None:
                 continue
-            since = [np.cumsum(r) / np.arange(1, len(r) + 1) for r in mv.ramps]
             d = self._deltas(mv, {m: (t, v[:1]) for m, (t, v) in c.items()}, effect[:1],
-                             np.array([H]), since)
+                             np.array([H]), mv.since)
             di = {m: v[0, mv.inverse, 0] for m, v in d.items()}  # per customer
             tb = part.base
             zero = next(iter(tb.cum.values()))[:, ZERO, H]
@@ -399,8 +404,7 @@ class Planner:
         for part, mv, c in zip(self.parts, mvs, coefs, strict=True):
             if mv is None:
                 continue
-            since = [np.cumsum(r) / np.arange(1, len(r) + 1) for r in mv.ramps]
-            d = self._deltas(mv, c, effect, np.array([m]), since)
+            d = self._deltas(mv, c, effect, np.array([m]), mv.since)
             for mech, a in self._aggregate(part.base, mv.inverse, mv.groups, w).items():
                 t = a["alive"]
                 end += interpolate(t[None, :, :, m:m + 1], d[mech]).sum(axis=(1, 2)) - \
