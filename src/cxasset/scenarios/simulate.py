@@ -464,9 +464,11 @@ def prepare(ws: Any, months: int = 36, *, max_fit: int = 200_000, max_score: int
     owned: set[str] = set()
     for drivers, label in groups:
         say(f"fitting the mechanisms on {label}")
+        # the second fit reuses the first's frame: its rates per period alive are done
+        frame = parts[0].est.features if parts else f
         est = estimate(ws, drivers, max_fit=max_fit, max_score=max_score, seed=seed,
                        thresholds={d: c for d, c in cuts.items() if d in drivers},
-                       features=f, progress=say, winsor=WINSOR, robust=True)
+                       features=frame, progress=say, winsor=WINSOR, robust=True)
         if plain is None and "retention" not in est.models:
             plain = plain_models(est)
         say(f"tabulating {len(est.scored):,} customers' futures over {months} months")
