@@ -1,7 +1,9 @@
-"""Shared fixtures: the CDNOW sample book ingested (once per session) and fitted with BG/NBD."""
+"""Shared fixtures: the CDNOW sample book ingested (once per session) and fitted with BG/NBD, and
+synthetic books made and ingested once per session (:func:`synth_ws`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import warnings
@@ -74,3 +76,39 @@ def cdnow_fitted(copy_cdnow_ws: Callable[[], Path]) -> tuple[Path, FitReport]:
     with Workspace(path) as ws:
         report = fit_workspace(ws, model="bgnbd")
     return path, report
+
+
+def steady_book(root: Path, customers: int, seed: int, kind: str = "transactions",
+                steady: bool = True) -> Path:
+    """A synthetic book ingested into ``root/ws`` (returned); ``steady``: customers are acquired
+    over the whole 104-week window (so there are new cohorts), else the generator's default."""
+    from cxasset.synth import SynthParams, generate
+
+    p = SynthParams()
+    if steady:
+        p = dataclasses.replace(p, calendar={**p.calendar, "acquisition_weeks": 104})
+    generate(root / "book", customers=customers, seed=seed, kind=kind, params=p)
+    _ingest_quietly(root / "book", root / "ws").close()
+    return root / "ws"
+
+
+@pytest.fixture(scope="session")
+def synth_ws(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """``synth_ws(customers, seed, kind="transactions", steady=True, fit=None)``: the workspace
+    of a synthetic book (see :func:`steady_book`), made once per session for each set of
+    arguments; ``fit`` names a model to fit with ``fit_workspace`` ("auto", "bgbb", ...).
+    Read only: copy it (``shutil.copytree``) before writing."""
+    made: dict[tuple, Path] = {}
+
+    def get(customers: int, seed: int, kind: str = "transactions", steady: bool = True,
+            fit: str | None = None) -> Path:
+        key = (customers, seed, kind, steady, fit)
+        if key not in made:
+            path = steady_book(tmp_path_factory.mktemp("synth"), customers, seed, kind, steady)
+            if fit is not None:
+                with Workspace(path) as ws:
+                    fit_workspace(ws, model=fit)
+            made[key] = path
+        return made[key]
+
+    return get

@@ -32,7 +32,7 @@ SCENARIO = {"name": "Faster onboarding", "horizon_months": 12,
             "initiatives": [{"name": "Onboarding concierge",
                              "changes": [{"driver": "onboarding_days", "shift": -4}],
                              "cost": {"upfront": 20000}}]}
-CHART_IDS = ["clv-distribution", "levers-chart", "scenario-fan", "backtest-tracking",
+CHART_IDS = ["asset-statement", "clv-distribution", "levers-chart", "scenario-fan", "backtest-tracking",
              "backtest-cumulative", "backtest-conditional"]
 PLOTLY_BANNER = re.compile(r"\* plotly\.js v\d")
 runner = CliRunner()
@@ -131,7 +131,14 @@ def test_figures_sections_and_json(figures: dict[str, Any]) -> None:
     assert sum(c["customers"] for c in h["cohorts"]) == 3000
     assert all(re.fullmatch(r"\d{4}-Q[1-4]", c["cohort"]) for c in h["cohorts"])
     assert h["churn"]["months"] == 12 and 0 < h["churn"]["share"] < 1
-    assert figures["statement"]["available"] is False  # stated as needed, not invented
+    st = figures["statement"]
+    assert st["available"] and st["kind"] == "transactions"
+    assert st["opening"]["estimate"] + sum(x["estimate"] for x in st["lines"]) == pytest.approx(
+        st["closing"]["estimate"], rel=1e-9)
+    assert [x["key"] for x in st["lines"]] == ["acquisition", "retention", "frequency",
+                                               "spend_margin", "referrals", "cost_to_serve"]
+    lk = h["leakage"]
+    assert lk["annual_revenue"]["estimate"] > 0 and lk["customers_lost"]["estimate"] > 0
     assert figures["translation"]["available"] and figures["translation"]["rows"]
     r = figures["return"]
     assert r["available"] and r["best"] == "Faster onboarding"
@@ -176,6 +183,7 @@ def test_executive_summary(figures: dict[str, Any]) -> None:
     assert "90% interval" in s[0]
     assert any("NPV" in x for x in s)
     assert any("held out" in x for x in s)  # the trust line
+    assert any("new customers added $" in x and "customers lost" in x for x in s)  # statement
 
 
 def test_charts_titled_and_labelled(figures: dict[str, Any]) -> None:
@@ -214,6 +222,9 @@ def test_html_charts_and_content(page: str, figures: dict[str, Any]) -> None:
     assert f"{figures['health']['customers']:,}" in page  # thousands separators
     assert re.search(r"\$\d{1,3}(,\d{3})+\b|\$\d+(\.\d+)?[kMB]\b", page)
     assert "discount rate" in page and "margin rate" in page and "channel costs" in page
+    st = figures["statement"]
+    assert f"Customer equity at {st['start']}" in page and "Acquisition by cohort" in page
+    assert "revenue leakage from churn" in page
     p = figures["return"]["portfolio"]  # saved by `cxasset optimize`
     assert p["available"] and p["frontier"] and "Within a budget of" in page
     assert all(escape(n) in page for n in p["chosen"])
@@ -298,7 +309,8 @@ def test_subscription_book(tmp_path: Path) -> None:
             ws.ingest(tmp_path / "book")
             fit_workspace(ws)
             f = report_figures(ws)
-    assert sorted(charts(f)) == ["backtest-tracking", "clv-distribution"]
+    assert sorted(charts(f)) == ["asset-statement", "backtest-tracking", "clv-distribution"]
+    assert f["statement"]["kind"] == "subscriptions"
     assert any("churned subscribers" in s for s in f["summary"])
     html = render_html(f)
     assert "active subscribers" in html and len(PLOTLY_BANNER.findall(html)) == 1

@@ -93,6 +93,27 @@ def _clv_histogram(h: dict[str, Any], cur: str) -> Any:
     return fig
 
 
+def _statement(st: dict[str, Any], cur: str) -> Any:
+    """Waterfall from the opening to the closing customer equity."""
+    import plotly.graph_objects as go
+
+    names = [f"equity {st['start']}"] + [x["key"].replace("_", " ").replace("margin", "& margin")
+                                         for x in st["lines"]] + [f"equity {st['end']}"]
+    values = ([st["opening"]["estimate"]] + [x["estimate"] for x in st["lines"]]
+              + [st["closing"]["estimate"]])
+    measure = ["absolute"] + ["relative"] * len(st["lines"]) + ["total"]
+    fig = go.Figure(go.Waterfall(x=names, y=values, measure=measure,
+                                 increasing={"marker": {"color": _COLORS[2]}},
+                                 decreasing={"marker": {"color": _COLORS[1]}},
+                                 totals={"marker": {"color": _COLORS[0]}},
+                                 connector={"line": {"color": "#999", "width": 1}}))
+    fig.update_layout(**_LAYOUT, showlegend=False,
+                      title="Customer asset statement: what changed customer equity",
+                      xaxis_title="line of the statement",
+                      yaxis={"title": f"customer equity ({cur})", **_money_axis(cur)})
+    return fig
+
+
 def _levers(lev: dict[str, Any], cur: str) -> Any:
     import plotly.graph_objects as go
 
@@ -145,6 +166,8 @@ def charts(figures: dict[str, Any]) -> dict[str, Any]:
             out["backtest-cumulative"] = _tracking_cumulative(bt)
     if bt.get("conditional"):
         out["backtest-conditional"] = _conditional(bt)
+    if figures["statement"].get("available"):
+        out["asset-statement"] = _statement(figures["statement"], cur)
     if figures["health"]["clv_histogram"]["counts"]:
         out["clv-distribution"] = _clv_histogram(figures["health"], cur)
     lev = figures["growth"]["levers"]

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from cxasset.exceptions import WorkspaceError
+from cxasset.exceptions import ModelDataError, WorkspaceError
 from cxasset.money import money
 
 __all__ = ["report_figures"]
@@ -23,14 +23,6 @@ __all__ = ["report_figures"]
 MAKES = {"valuemap": "cxasset map --workspace WS --spec map.yaml",
          "levers": "cxasset levers --workspace WS",
          "scenarios": "cxasset simulate scenarios.yaml --workspace WS"}
-
-STATEMENT_NEEDS = (
-    "A customer asset statement needs customer equity valued at the start and at the end of the "
-    "observed period with the same models, and the change split by cohort (acquisition), survival "
-    "(retention), spend and margin, referrals and cost to serve. cxasset values the book at one "
-    "date (as_of) today; the statement will follow when valuation at two dates and the "
-    "decomposition are built. No figure is shown rather than an invented one.")
-
 
 def _load(ws: Any, key: str) -> Any | None:
     try:
@@ -113,7 +105,21 @@ def _groups(df: Any, by: str) -> list[dict[str, Any]]:
              "share_alive": _num(r["share_alive"]) if alive else None} for name, r in g.iterrows()]
 
 
-def _health(ws: Any, v: Any, scen: dict[str, Any] | None, cur: str) -> dict[str, Any]:
+def _statement(ws: Any, start: Any, vmap: dict[str, Any] | None) -> dict[str, Any]:
+    """The customer asset statement (:func:`cxasset.valuation.statement.asset_statement`), or why
+    the book cannot have one (e.g. no customers before the start)."""
+    from cxasset.valuation.statement import asset_statement
+
+    ref = (vmap or {}).get("referred_value")
+    try:
+        st = asset_statement(ws, start=start, referred_value=ref)
+    except ModelDataError as exc:
+        return {"available": False, "missing": str(exc), "command": None}
+    return {"available": True, **st.to_dict()}
+
+
+def _health(ws: Any, v: Any, scen: dict[str, Any] | None, cur: str,
+            st: dict[str, Any]) -> dict[str, Any]:
     d = v.to_dict()
     ce = d["customer_equity"]
     customers = v.customers
@@ -138,6 +144,8 @@ def _health(ws: Any, v: Any, scen: dict[str, Any] | None, cur: str) -> dict[str,
         "expected_transactions": _num(d["expected_transactions"]),
         "kind": ws.meta().get("kind", "transactions"),
         "churn": churn,
+        "leakage": ({**st["leakage"], "start": st["start"], "end": st["end"]}
+                    if st.get("available") else None),
         "churn_missing": None if churn else f"run `{MAKES['scenarios']}` (its baseline forecasts "
         "churn of today's customers)",
         "clv_quantiles": q, "top_decile_share": top_share,
@@ -291,19 +299,22 @@ def _pct(x: float | None) -> str:
     return "–" if x is None else f"{x:.0%}"
 
 
-def _summary(h: dict[str, Any], g: dict[str, Any], r: dict[str, Any], t: dict[str, Any],
-             cur: str) -> list[str]:
+def _summary(h: dict[str, Any], st: dict[str, Any], g: dict[str, Any], r: dict[str, Any],
+             t: dict[str, Any], cur: str) -> list[str]:
     """At most five sentences, each built from a number of the report."""
     val = h["valuation"]
     out = [f"Today's {h['customers']:,} customers are worth {h['formatted']['equity']} in "
            f"discounted margin over the next {val['horizon']} {val['period']}s (90% interval "
            f"{h['formatted']['interval']})."]
-    alive = f"{_pct(h['share_alive'])} of customers are still active"
-    if h["churn"]:
-        c = h["churn"]
-        alive += (f", and {_pct(c['share'])} of today's customers are expected to be lost over the "
-                  f"next {c['months']} months without action")
-    out.append(alive + ".")
+    if st.get("available"):
+        out.append(_statement_sentence(st, cur))
+    else:
+        alive = f"{_pct(h['share_alive'])} of customers are still active"
+        if h["churn"]:
+            c = h["churn"]
+            alive += (f", and {_pct(c['share'])} of today's customers are expected to be lost "
+                      f"over the next {c['months']} months without action")
+        out.append(alive + ".")
     lev = g["levers"]
     if lev.get("available") and lev["levers"]:
         e = lev["levers"][0]
@@ -329,7 +340,34 @@ def _summary(h: dict[str, Any], g: dict[str, Any], r: dict[str, Any], t: dict[st
     return out[:5]
 
 
-def report_figures(ws: Any, seed: int = 0) -> dict[str, Any]:
+def period_words(start: str, end: str) -> str:
+    """'over the year to END' for a year, else 'between START and END'."""
+    import datetime as dt
+
+    days = (dt.date.fromisoformat(end) - dt.date.fromisoformat(start)).days
+    return f"over the year to {end}" if days in (365, 366) else f"between {start} and {end}"
+
+
+def _statement_sentence(st: dict[str, Any], cur: str) -> str:
+    o, c = st["opening"]["estimate"], st["closing"]["estimate"]
+    lines = {x["key"]: x["estimate"] for x in st["lines"]}
+    leak = st["leakage"]
+    verb = "rose" if c >= o else "fell"
+    ret = lines["retention"]
+    churn = (f"churn took {money(-ret, cur)}" if ret < 0 else
+             f"customers seen to be still active added {money(ret, cur)}")
+    return (f"{capital(period_words(st['start'], st['end']))}, customer equity net of service "
+            f"cost {verb} from {money(o, cur)} to {money(c, cur)}: new customers added "
+            f"{money(lines['acquisition'], cur)} and {churn} (about "
+            f"{leak['customers_lost']['estimate']:,.0f} customers lost, "
+            f"{money(leak['annual_revenue']['estimate'], cur)} of annual revenue).")
+
+
+def capital(s: str) -> str:
+    return s[:1].upper() + s[1:]
+
+
+def report_figures(ws: Any, seed: int = 0, start: Any = None) -> dict[str, Any]:
     """Every figure of the report as JSON-ready data.
 
     Parameters
@@ -339,6 +377,8 @@ def report_figures(ws: Any, seed: int = 0) -> dict[str, Any]:
     seed : int, default=0
         Recorded with the figures; the computations here are deterministic (the stored artifacts
         carry their own seeds).
+    start : date, optional
+        Start of the customer asset statement (default a year before ``as_of``).
 
     Returns
     -------
@@ -357,16 +397,17 @@ def report_figures(ws: Any, seed: int = 0) -> dict[str, Any]:
     vmap, lev, scen = _load(ws, "valuemap"), _load(ws, "levers"), _load(ws, "scenarios")
     port = _load(ws, "portfolio")
     v = value_workspace(ws)
-    health = _health(ws, v, scen, cur)
+    statement = _statement(ws, start, vmap)
+    health = _health(ws, v, scen, cur, statement)
     growth = _growth(vmap, lev, cur)
     ret = _return(scen, port)
     trust = _trust(fit, settings, lev, vmap, scen)
-    summary = _summary(health, growth, ret, trust, cur)
+    summary = _summary(health, statement, growth, ret, trust, cur)
     return {"title": "Customer Asset Report", "currency": cur, "seed": seed,
             "as_of": settings["as_of"], "settings": settings,
             "artifacts": ["fit"] + [k for k, a in (("valuemap", vmap), ("levers", lev),
                                                    ("scenarios", scen), ("portfolio", port))
                                     if a is not None],
             "summary": summary, "health": health,
-            "statement": {"available": False, "needed": STATEMENT_NEEDS},
+            "statement": statement,
             "growth": growth, "return": ret, "trust": trust, "translation": _translation(vmap)}

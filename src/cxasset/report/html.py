@@ -13,6 +13,7 @@ from html import escape
 from typing import Any
 
 from cxasset.money import money
+from cxasset.report.figures import capital, period_words
 
 __all__ = ["SECTIONS", "render_html", "render_markdown", "sections"]
 
@@ -30,10 +31,6 @@ def _pct(x: float | None, digits: int = 1) -> str:
 
 def _iv(q: dict[str, Any], cur: str) -> str:
     return f"{money(q['p5'], cur)} to {money(q['p95'], cur)}"
-
-
-def _capital(s: str) -> str:
-    return s[:1].upper() + s[1:]
 
 
 def _missing(d: dict[str, Any], what: str) -> Block:
@@ -54,6 +51,14 @@ def _health(f: dict[str, Any]) -> list[Block]:
              f"{h['expected_transactions']:,.0f}"]]
     if h["top_decile_share"] is not None:
         rows.append(["share of equity in the top 10% of customers", _pct(h["top_decile_share"])])
+    if h.get("leakage"):
+        lk = h["leakage"]
+        share = lk["share_of_run_rate"]
+        rows.append([f"revenue leakage from churn ({period_words(lk['start'], lk['end'])})",
+                     f"{money(lk['annual_revenue']['estimate'], cur)} a year"
+                     + (f" ({_pct(share)} of the revenue run-rate)" if share is not None else "")
+                     + f": about {lk['customers_lost']['estimate']:,.0f} customers lost "
+                     f"(90% interval {_iv(lk['annual_revenue'], cur)})"])
     if h["churn"]:
         c = h["churn"]
         rows.append([f"expected churn of today's customers over {c['months']} months",
@@ -89,6 +94,42 @@ def _health(f: dict[str, Any]) -> list[Block]:
     return out
 
 
+def _statement(f: dict[str, Any]) -> list[Block]:
+    st, cur = f["statement"], f["currency"]
+    if not st.get("available"):
+        return [("missing", f"No customer asset statement for this book: {st['missing']}")]
+    o, c = st["opening"], st["closing"]
+    n = st["customers"]
+    rows = [[f"Customer equity at {st['start']} ({n['opening']:,} customers)",
+             money(o["estimate"], cur), _iv(o, cur)]]
+    rows += [[x["label"], _signed(x["estimate"], cur), _iv(x, cur)] for x in st["lines"]]
+    rows.append([f"Customer equity at {st['end']} ({n['closing']:,} customers)",
+                 money(c["estimate"], cur), _iv(c, cur)])
+    change = c["estimate"] - o["estimate"]
+    out: list[Block] = [
+        ("p", f"Like a financial statement: the customer equity of the base at the start and the "
+              f"end of the period ({period_words(st['start'], st['end'])}), both valued with "
+              f"today's models over the next {st['settings']['horizon']} "
+              f"{st['settings']['period']}s, net of the expected cost to serve and with the value "
+              f"of expected referrals, and what changed it. The change is "
+              f"{_signed(change, cur)} ({_pct(change / o['estimate'] if o['estimate'] else None)})."),
+        ("table", ["line", f"value ({cur})", "90% interval"], rows),
+        ("chart", "asset-statement")]
+    if st["acquisition_by_cohort"]:
+        out.append(("h3", "Acquisition by cohort"))
+        out.append(("table", ["cohort (quarter acquired)", "new customers", "customer equity"],
+                    [[r["cohort"], f"{r['customers']:,}", money(r["value"], cur)]
+                     for r in st["acquisition_by_cohort"]]))
+    out.append(("list", [capital(x) + "." for x in st["notes"]]
+                + ["Intervals cover the purchase and spend (or retention) models' parameters; the "
+                   "cost-to-serve and referral rates are the book's observed rates."]))
+    return out
+
+
+def _signed(x: float, cur: str) -> str:
+    return ("+" if x >= 0 else "") + money(x, cur)
+
+
 def _growth(f: dict[str, Any]) -> list[Block]:
     g, cur = f["growth"], f["currency"]
     out: list[Block] = [("h3", "The value map")]
@@ -97,7 +138,7 @@ def _growth(f: dict[str, Any]) -> list[Block]:
         out.append(("svg", vm["graph"]))
         out.append(("p", f"Each CX variable is linked through a mechanism to money; wider lines "
                          f"move more customer equity ({vm['links']} links). "
-                         f"{_capital(vm['wording'] or '')}."))
+                         f"{capital(vm['wording'] or '')}."))
     else:
         out.append(_missing(vm, "The value map"))
     out.append(("h3", "Ranked levers"))
@@ -239,7 +280,7 @@ def _trust(f: dict[str, Any]) -> list[Block]:
 def sections(f: dict[str, Any]) -> list[tuple[str, str, list[Block]]]:
     """The report laid out as (id, heading, blocks)."""
     body = {"summary": [("summary", f["summary"])], "health": _health(f),
-            "statement": [("missing", f["statement"]["needed"])], "growth": _growth(f),
+            "statement": _statement(f), "growth": _growth(f),
             "translation": _translation(f), "return": _return(f), "trust": _trust(f)}
     return [(k, title, body[k]) for k, title in SECTIONS]
 

@@ -129,7 +129,7 @@ def with_clv(spend: Any, cells: pd.DataFrame, alive: np.ndarray, tx: np.ndarray,
     """``cells`` with ``p_alive``, ``expected_transactions``, ``det``, the spend line
     ``spend_0, spend_1`` and ``clv``, refusing a CLV that is not finite or negative (any purchase
     model's scoring ends here)."""
-    s0, s1 = _spend_line(spend, cells)
+    s0, s1 = spend_line(spend, cells)
     out = cells.copy()
     out["p_alive"], out["expected_transactions"], out["det"] = alive, tx, det
     out["spend_0"], out["spend_1"] = s0, s1
@@ -147,23 +147,44 @@ def with_clv(spend: Any, cells: pd.DataFrame, alive: np.ndarray, tx: np.ndarray,
 def _det(purchase: Any, cells: pd.DataFrame, s: ValuationSettings
          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """P(alive), discounted expected transactions and expected transactions per cell."""
+    alive, g, tx, _, _ = conditional_curves(purchase, cells, s)
+    return alive, alive * g, alive * tx
+
+
+def conditional_curves(purchase: Any, cells: pd.DataFrame, s: ValuationSettings,
+                       year: float | None = None) -> tuple[np.ndarray, ...]:
+    """Per cell: P(alive), and given alive: discounted expected transactions over the horizon,
+    expected transactions over the horizon, and (with ``year``, in periods) discounted expected
+    periods alive over the horizon and expected transactions in the next ``year`` periods (NaN
+    without ``year``).
+
+    Given alive, the future does not depend on recency, so the curves are computed once per
+    distinct ``(x, T, covariates)`` at recency = T. Without an ``alive_curve`` the model's
+    periods alive are held at 1 per period (an upper bound).
+    """
     t = np.arange(1, s.horizon + 1, dtype=float)
     disc = (1.0 + s.period_rate) ** -t
     alive = np.asarray(purchase.probability_alive(cells), dtype=float)
     key = [c for c in cells.columns if c not in ("recency", "n", "monetary_value")
            and c in cell_columns(purchase, purchase)]
     uniq, inv = np.unique(cells[key].to_numpy(dtype=float), axis=0, return_inverse=True)
+    inv = inv.reshape(-1)
     probe = pd.DataFrame(uniq, columns=key)
     probe["recency"] = probe["T"]  # G does not depend on recency; this point keeps P(alive) > 0
     a_probe = np.asarray(purchase.probability_alive(probe), dtype=float)
     curve = np.column_stack([purchase.conditional_expected_purchases(ti, probe) for ti in t])
     g = curve / a_probe[:, None]
     per = np.diff(np.column_stack([np.zeros(len(probe)), g]), axis=1)
-    inv = inv.reshape(-1)
-    return alive, alive * (per @ disc)[inv], alive * g[inv, -1]
+    d = y = np.full(len(probe), np.nan)
+    if year is not None:
+        y = np.asarray(purchase.conditional_expected_purchases(year, probe), dtype=float) / a_probe
+        d = np.full(len(probe), disc.sum())
+        if hasattr(purchase, "alive_curve"):
+            d = (np.asarray(purchase.alive_curve(t, probe), dtype=float) / a_probe[:, None]) @ disc
+    return alive, (per @ disc)[inv], g[inv, -1], d[inv], y[inv]
 
 
-def _spend_line(spend: Any, cells: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+def spend_line(spend: Any, cells: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Expected spend as intercept + slope * m per cell; checked to be linear in m."""
     probe = cells.copy()
     probe["monetary_value"] = 0.0
@@ -181,7 +202,7 @@ def _spend_line(spend: Any, cells: pd.DataFrame) -> tuple[np.ndarray, np.ndarray
 def equity_of(purchase: Any, spend: Any, cells: pd.DataFrame, s: ValuationSettings) -> float:
     """Customer equity of scored or unscored cells: sum of n * CLV(mean m)."""
     alive, det, _ = _det(purchase, cells, s)
-    s0, s1 = _spend_line(spend, cells)
+    s0, s1 = spend_line(spend, cells)
     m = cells["monetary_value"].to_numpy(dtype=float)
     return float(np.dot(cells["n"].to_numpy(dtype=float), s.margin_rate * (s0 + s1 * m) * det))
 

@@ -110,9 +110,11 @@ class ValueMap:
     currency: str
     settings: dict[str, Any]
     notes: list[str]
+    referred_value: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"customer_equity": self.equity, "currency": self.currency,
+                "referred_value": self.referred_value,
                 "settings": self.settings, "links": [k.to_dict() for k in self.links],
                 "translation": translation(self.links, self.currency, self.settings),
                 "notes": self.notes,
@@ -176,6 +178,6 @@ def value_map(ws: Any, spec: ValueMapSpec, *, draws: int = 400, seed: int = 0,
         links.append(assess(est, var.feature, mech, step, label=var.name, unit=var.unit,
                             evidence=ev, draws=draws, seed=seed))
     result = ValueMap(links, est.equity, est.settings.currency, est.settings.to_dict(),
-                      est.notes)
+                      est.notes, est.referred_value)
     ws.save_artifact("valuemap", result.to_dict())
     return result
