@@ -88,7 +88,9 @@ def test_tutorial_runs_and_reproduces_the_published_results(ran: dict[str, Any])
     lo, hi = ran["value2"].equity_interval
     assert 0 < lo < ran["value2"].equity < hi
     assert (out / "valuemap.svg").read_text().lstrip().startswith("<svg")
-    assert ran["levers"].levers
+    significant = {lv["driver"] for lv in ran["levers"].levers if lv["significant"]}
+    assert "nps" in significant and "employees" not in significant  # the planted placebo
+    assert ran["levers"].thresholds["onboarding_days"]["cut"] == 21  # the planted step
     r = ran["r"]
     assert r["npv"]["p5"] <= r["npv"]["p50"] <= r["npv"]["p95"]
     assert r["roi"] is not None and "payback_month" in r
