@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -54,13 +55,33 @@ def _command(fn: Callable[..., Any]) -> Callable[..., Any]:
     def run(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except CxassetError as exc:
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise  # typer's own exits and usage errors (exit code 2), printed by typer
+        except KeyboardInterrupt:
             if _state["debug"]:
                 raise
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(3 if isinstance(exc, WorkspaceError) else 2) from None
+            err.print("[bold red]error:[/] interrupted", highlight=False)
+            raise typer.Exit(130) from None
+        except Exception as exc:
+            if _state["debug"]:
+                raise
+            raise typer.Exit(_report(exc)) from None
 
     return run
+
+
+def _report(exc: Exception) -> int:
+    """Print an error as one line on stderr; return its exit code: 2 bad input (including a file
+    that cannot be read or written), 3 an unusable workspace, 1 anything unexpected (a bug)."""
+    if isinstance(exc, CxassetError):
+        msg, code = str(exc), 3 if isinstance(exc, WorkspaceError) else 2
+    elif isinstance(exc, OSError):
+        msg, code = str(exc), 2
+    else:
+        msg, code = (f"unexpected {type(exc).__name__}: {exc} (a bug in cxasset; rerun with "
+                     "--debug for the traceback and report it)"), 1
+    err.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)
+    return code
 
 
 @contextmanager
@@ -133,7 +154,7 @@ def ingest(
     out.print(f"period: {s.period} · as_of: {s.as_of} · calibration_end: "
               f"{s.calibration_end or '-'} · currency: {s.currency}")
     for w in report.warnings:
-        err.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
+        err.print(f"[yellow]warning:[/] {escape(str(w))}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -162,7 +183,7 @@ def info(workspace: WorkspaceOpt = Path("workspace"), as_json: JsonOpt = False) 
     if meta["warnings"]:
         out.print(f"{len(meta['warnings'])} warning(s) at ingest:")
         for w in meta["warnings"]:
-            out.print(f"  - {w['message']}", highlight=False)
+            out.print(f"  - {escape(w['message'])}", highlight=False)
 
 
 # --------------------------------------------------------------------------- features
@@ -427,7 +448,8 @@ def map_init(
 
     if out_file.exists() and not force:
         raise CxassetError(f"{out_file} exists; pass --force to overwrite it")
-    with Workspace(workspace) as ws:
+    with Workspace(workspace) as ws, _progress(not as_json) as update:
+        update(description="computing features in the engine")
         sp = _starter(ws)
     out_file.parent.mkdir(parents=True, exist_ok=True)
     header = ("# cxasset value map: CX variables (a numeric feature each), which way is better, a "
@@ -482,7 +504,7 @@ def levers(
             f"{r['driver']} ({r['mechanism']}) {money(r['impact']['mean'], rep['currency'])}"
             for r in rows))
     for n in rep["notes"]:
-        out.print(f"note: {n}")
+        out.print(f"note: {escape(n)}", highlight=False)
 
 
 # --------------------------------------------------------------------------- scenarios
@@ -537,7 +559,7 @@ def simulate(
         out.print(scenario_table(d))
         out.print(d["sentence"])
     for n in pl.notes:
-        out.print(f"note: {n}", highlight=False)
+        out.print(f"note: {escape(n)}", highlight=False)
 
 
 @app.command()
@@ -679,6 +701,40 @@ def report(
     size = out_file.stat().st_size
     out.print(f"Wrote {out_file} ({fmt}, " + (f"{size / 1e6:.1f} MB)" if size >= 1e5 else
                                              f"{size / 1e3:.0f} kB)"), highlight=False)
+
+
+# --------------------------------------------------------------------------- init / synth / demo
+@app.command()
+@_command
+def init(
+    project_dir: Annotated[Path, typer.Argument(help="Project folder to create (new or empty).")],
+    force: Annotated[bool, typer.Option("--force", help="Write into a non-empty folder: rewrite "
+                                        "the project files, keep every other file.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start a project for your own data: book/book.yaml (every setting, commented),
+    book/README.md (the tables to put there), map.yaml, scenarios.yaml and a README of the next
+    commands.
+
+    Refuses a non-empty folder unless --force; writes everything or nothing. Example:
+
+        cxasset init myproject
+    """
+    from cxasset.project import STEPS, init_project
+
+    done = init_project(project_dir, force=force)
+    if as_json:
+        _emit_json(done)
+        return
+    out.print(f"Created the cxasset project {project_dir}:", highlight=False)
+    for path in done["files"].values():
+        out.print(f"  {path}" + ("  (replaced)" if path in done["overwritten"] else ""),
+                  highlight=False)
+    out.print(f"Next: put your tables in {Path(project_dir) / 'book'} (see its README.md), edit "
+              f"book.yaml, then from {project_dir}:", highlight=False)
+    for command, _ in STEPS[:5]:
+        out.print(f"  {command}", highlight=False)
+    out.print(f"and the rest in {done['files']['readme']}.", highlight=False)
 
 
 # --------------------------------------------------------------------------- synth / demo
