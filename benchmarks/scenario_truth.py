@@ -15,40 +15,16 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 
-from cxasset.book import Workspace
-from cxasset.exceptions import BookWarning
-from cxasset.scenarios.simulate import prepare
-from cxasset.scenarios.spec import parse_scenarios
-from cxasset.synth import Intervention, generate, simulate_future
-
-LEVERS = {"onboarding_days": -3.0, "training_hours": 2.0}
+from cxasset.scenarios.truth import LEVERS, forecast_vs_truth
 
 
 def one_book(root: Path, customers: int, seed: int, draws: int) -> list[dict]:
-    book = root / f"book{seed}"
-    generate(book, customers=customers, seed=seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", BookWarning)
-        ws = Workspace(root / f"ws{seed}")
-        ws.ingest(book)
-    ws.save_artifact("levers", {"thresholds": {"onboarding_days": {"cut": 21.0}}})
-    pl = prepare(ws, 12, seed=seed)
-    ws.close()
-    base = simulate_future(book, 365).future_spend.sum()
     rows = []
-    for driver, shift in LEVERS.items():
-        s = parse_scenarios({"name": driver, "horizon_months": 12, "new_customers": "none",
-                             "initiatives": [{"name": driver, "changes": [
-                                 {"driver": driver, "shift": shift}]}]})[0]
-        r = pl.simulate(s, draws=draws, seed=seed)
-        d = r.scenario_totals["revenue"] - r.baseline_totals["revenue"]
-        alt = simulate_future(book, 365, intervention=Intervention(driver, shift=shift))
-        true = alt.future_spend.sum() - base
+    for driver, (d, true) in forecast_vs_truth(root, customers, seed, draws).items():
         lo, hi = np.percentile(d, [5, 95])
         rows.append({"seed": seed, "driver": driver, "forecast": d[0], "truth": true,
                      "ratio": d[0] / true, "covered": lo <= true <= hi, "lo": lo, "hi": hi})

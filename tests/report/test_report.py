@@ -7,13 +7,12 @@ stage (fit, value map, levers, one scenario) once, and a second workspace with o
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
 import re
 import shutil
-import warnings
+from collections.abc import Callable
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -23,11 +22,9 @@ from typer.testing import CliRunner
 
 from cxasset.book import Workspace
 from cxasset.cli import app
-from cxasset.exceptions import BookWarning
 from cxasset.report.charts import charts
 from cxasset.report.figures import report_figures
 from cxasset.report.html import SECTIONS, render_html, render_markdown
-from cxasset.synth import SynthParams, generate
 
 SCENARIO = {"name": "Faster onboarding", "horizon_months": 12,
             "initiatives": [{"name": "Onboarding concierge",
@@ -39,28 +36,11 @@ PLOTLY_BANNER = re.compile(r"\* plotly\.js v\d")
 runner = CliRunner()
 
 
-def _book(root: Path) -> Path:
-    """A 3,000-customer synthetic book acquiring customers over its whole window, ingested."""
-    p = SynthParams()
-    p = dataclasses.replace(p, calendar={**p.calendar, "acquisition_weeks": 104})
-    generate(root / "book", customers=3000, seed=5, params=p)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", BookWarning)
-        ws = Workspace(root / "ws")
-        ws.ingest(root / "book")
-        ws.close()
-    return root / "ws"
-
-
 @pytest.fixture(scope="module")
-def fit_only(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A workspace with the fit and nothing after it. Read only (copy before writing)."""
-    from cxasset.models.workflow import fit_workspace
-
-    path = _book(tmp_path_factory.mktemp("rep"))
-    with Workspace(path) as ws:
-        fit_workspace(ws)
-    return path
+def fit_only(synth_ws: Callable[..., Path]) -> Path:
+    """A 3,000-customer synthetic book acquiring customers over its whole window, with the fit
+    and nothing after it. Read only (copy before writing)."""
+    return synth_ws(3000, 5, fit="auto")
 
 
 @pytest.fixture(scope="module")
@@ -317,18 +297,11 @@ def test_cli_report_simulates_a_scenario_file(fit_only: Path, tmp_path: Path) ->
         assert w.load_artifact("scenarios")["scenarios"][0]["name"] == "Faster onboarding"
 
 
-def test_subscription_book(tmp_path: Path) -> None:
+def test_subscription_book(synth_ws: Callable[..., Path]) -> None:
     """A contractual book: the backtest tracks active subscribers (no cumulative purchases, no
     conditional expectations) and the words say so."""
-    from cxasset.models.workflow import fit_workspace
-
-    generate(tmp_path / "book", customers=1500, seed=2, kind="subscriptions")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", BookWarning)
-        with Workspace(tmp_path / "ws") as ws:
-            ws.ingest(tmp_path / "book")
-            fit_workspace(ws)
-            f = report_figures(ws)
+    with Workspace(synth_ws(1500, 2, kind="subscriptions", steady=False, fit="auto")) as ws:
+        f = report_figures(ws)
     assert sorted(charts(f)) == ["asset-statement", "backtest-tracking", "clv-distribution"]
     assert f["statement"]["kind"] == "subscriptions"
     assert any("churned subscribers" in s for s in f["summary"])
