@@ -46,26 +46,21 @@ def fit_only(synth_ws: Callable[..., Path]) -> Path:
 @pytest.fixture(scope="module")
 def full_ws(fit_only: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """:func:`fit_only` plus value map, levers and one scenario, saved as the CLI saves them."""
-    from cxasset.cli import _starter
     from cxasset.levers.rank import rank_levers
+    from cxasset.scenarios.plan import optimize_portfolio, simulate_scenarios
     from cxasset.scenarios.simulate import prepare
     from cxasset.scenarios.spec import parse_scenarios
-    from cxasset.valuemap.build import value_map
+    from cxasset.valuemap.build import starter_spec, value_map
 
     path = tmp_path_factory.mktemp("repfull") / "ws"
     shutil.copytree(fit_only, path)
     with Workspace(path) as ws:
-        value_map(ws, _starter(ws), draws=50)
+        value_map(ws, starter_spec(ws), draws=50)
         rank_levers(ws, None, robustness=False, thresholds=False, draws=50)
         scs = parse_scenarios([SCENARIO])
-        pl = prepare(ws, 12, max_score=3000, max_templates=300, scenarios=scs)
-        res = [pl.simulate(s, draws=100, seed=0).to_dict() for s in scs]
-        ws.save_artifact("scenarios", {"scenarios": res, "notes": pl.notes,
-                                       "acquisition": pl.acquisition.to_dict()})
-        from cxasset.scenarios.plan import optimize_portfolio
-
-        ws.save_artifact("portfolio", optimize_portfolio(pl, scs, 1e9, draws=100,
-                                                         frontier_points=3))
+        pl = prepare(ws, max_score=3000, max_templates=300, scenarios=scs)  # 12 months
+        simulate_scenarios(pl, scs, draws=100, save_to=ws)
+        optimize_portfolio(pl, scs, 1e9, draws=100, frontier_points=3, save_to=ws)
     return path
 
 

@@ -21,6 +21,24 @@ from cxasset.scenarios.spec import Scenario, SpecError
 Progress = Callable[[str], None]
 
 
+def simulate_scenarios(planner: Any, scenarios: Sequence[Scenario], draws: int = 1000,
+                       seed: int = 0, progress: Progress | None = None,
+                       save_to: Any | None = None) -> dict[str, Any]:
+    """Simulate every scenario (``cxasset simulate``): ``{"scenarios": [result.to_dict()],
+    "notes", "acquisition"}``; with ``save_to`` (a workspace) the same is saved as its
+    ``scenarios`` artifact, which the report reads."""
+    say = progress or (lambda _m: None)
+    results = []
+    for i, s in enumerate(scenarios, start=1):
+        say(f"scenario {i}/{len(scenarios)}: {s.name}")
+        results.append(planner.simulate(s, draws=draws, seed=seed).to_dict())
+    data = {"scenarios": results, "notes": list(planner.notes),
+            "acquisition": planner.acquisition.to_dict()}
+    if save_to is not None:
+        save_to.save_artifact("scenarios", data)
+    return data
+
+
 def compare(planner: Any, scenarios: Sequence[Scenario], draws: int = 1000, seed: int = 0,
             progress: Progress | None = None) -> dict[str, Any]:
     """Simulate every scenario and rank them by expected NPV (with P(best) across draws)."""
@@ -38,7 +56,8 @@ def compare(planner: Any, scenarios: Sequence[Scenario], draws: int = 1000, seed
 def optimize_portfolio(planner: Any, scenarios: Sequence[Scenario], budget: float, *,
                        objective: Literal["mean", "p10"] = "mean", draws: int = 1000,
                        seed: int = 0, frontier_points: int = 8,
-                       progress: Progress | None = None) -> dict[str, Any]:
+                       progress: Progress | None = None, save_to: Any | None = None
+                       ) -> dict[str, Any]:
     """The portfolio of initiatives (from every scenario of the file) with the highest expected
     NPV (or 10th percentile) whose expected cost over the horizon fits ``budget``.
 
@@ -52,6 +71,8 @@ def optimize_portfolio(planner: Any, scenarios: Sequence[Scenario], budget: floa
         Money available for the initiatives' costs over the horizon (undiscounted, expected).
     objective : {"mean", "p10"}
         Expected NPV, or the 10th percentile of NPV (risk-averse).
+    save_to : Workspace, optional
+        Save the result as the workspace's ``portfolio`` artifact (the report shows it).
     """
     say = progress or (lambda _m: None)
     shapes = {(s.horizon_months, s.discount_rate, s.new_customers) for s in scenarios}
@@ -86,9 +107,12 @@ def optimize_portfolio(planner: Any, scenarios: Sequence[Scenario], budget: floa
             "initiatives": [cands[i][1].model_copy(update={"name": names[i]})
                             for i in best.chosen]})
         joint = planner.simulate(together, draws=draws, seed=seed).to_dict()
-    return {"budget": float(budget), "objective": objective,
-            "candidates": rank(npv_m, names, cost_v),
-            "portfolio": best.to_dict(), "joint": joint,
-            "frontier": [p.to_dict() for p in front],
-            "units": "cost and budget: expected undiscounted spend on the initiatives over the "
-                     "horizon; npv: discounted, after the initiatives' costs"}
+    rep = {"budget": float(budget), "objective": objective,
+           "candidates": rank(npv_m, names, cost_v),
+           "portfolio": best.to_dict(), "joint": joint,
+           "frontier": [p.to_dict() for p in front],
+           "units": "cost and budget: expected undiscounted spend on the initiatives over the "
+                    "horizon; npv: discounted, after the initiatives' costs"}
+    if save_to is not None:
+        save_to.save_artifact("portfolio", rep)
+    return rep

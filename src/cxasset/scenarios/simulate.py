@@ -413,7 +413,7 @@ class Planner:
                 "months": m, "baseline": 1 - end0 / now, "scenario": 1 - end / now}
 
 
-def prepare(ws: Any, months: int = 36, *, max_fit: int = 200_000, max_score: int = 10_000,
+def prepare(ws: Any, months: int | None = None, *, max_fit: int = 200_000, max_score: int = 10_000,
             max_templates: int = 2_000, seed: int = 0, progress: Progress | None = None,
             scenarios: list[Scenario] | None = None) -> Planner:
     """Fit and tabulate everything scenarios on this book need, once.
@@ -423,8 +423,9 @@ def prepare(ws: Any, months: int = 36, *, max_fit: int = 200_000, max_score: int
     ws : Workspace
         An ingested book (``cxasset levers`` run first lends its thresholds: a driver with a
         found threshold gets its step term, so a change that crosses it moves it).
-    months : int, default=36
-        Longest horizon the planner can simulate.
+    months : int, optional
+        Longest horizon the planner can simulate; default the longest of ``scenarios``
+        (36 months without them).
     max_fit, max_score : int
         Customers sampled to fit the mechanisms and to tabulate (money is scaled to the base).
     max_templates : int
@@ -442,6 +443,8 @@ def prepare(ws: Any, months: int = 36, *, max_fit: int = 200_000, max_score: int
     from cxasset.valuemap.estimate import book_features, estimate
 
     say = progress or (lambda _m: None)
+    if months is None:
+        months = max((s.horizon_months for s in scenarios or ()), default=36)
     try:
         found = ws.load_artifact("levers").get("thresholds") or {}
         cuts = {d: float(t["cut"]) for d, t in found.items()}

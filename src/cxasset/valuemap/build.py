@@ -159,6 +159,25 @@ def translation(links: list[LinkResult], currency: str, settings: dict[str, Any]
     return out
 
 
+def starter_spec(ws: Any) -> ValueMapSpec:
+    """A starter spec from the book's features (``cxasset map init``): its CX metrics, onboarding
+    and channel shares, each with a realistic step from its spread. Customer attributes such as
+    company size stay candidates for ``cxasset levers``, not declared CX variables."""
+    from cxasset.features import workspace_features
+    from cxasset.valuemap.drivers import (
+        build_design,
+        candidate_names,
+        source_of,
+        with_channel_shares,
+    )
+    from cxasset.valuemap.spec import KNOWN, starter
+
+    f = with_channel_shares(workspace_features(ws).to_pandas())
+    names = [n for n in candidate_names(f) if n in KNOWN or source_of(n)[1]]
+    d = build_design(f, names)
+    return starter(names, {k: v.sd for k, v in d.drivers.items()})
+
+
 def value_map(ws: Any, spec: ValueMapSpec, *, draws: int = 400, seed: int = 0,
               max_fit: int = 200_000, max_score: int = 20_000,
               progress: Callable[[str], None] | None = None) -> ValueMap:
