@@ -87,6 +87,10 @@ def test_tutorial_runs_and_reproduces_the_published_results(ran: dict[str, Any])
     # Part 2: the synthetic book
     lo, hi = ran["value2"].equity_interval
     assert 0 < lo < ran["value2"].equity < hi
+    st = ran["st"]
+    assert st.opening["estimate"] + sum(x["estimate"] for x in st.lines) == pytest.approx(
+        st.closing["estimate"], rel=1e-9)
+    assert st.closing["margin"] == pytest.approx(ran["value2"].equity, rel=1e-9)
     assert (out / "valuemap.svg").read_text().lstrip().startswith("<svg")
     significant = {lv["driver"] for lv in ran["levers"].levers if lv["significant"]}
     assert "nps" in significant and "employees" not in significant  # the planted placebo
@@ -98,6 +102,8 @@ def test_tutorial_runs_and_reproduces_the_published_results(ran: dict[str, Any])
     assert len(ran["compared"]["ranking"]) == len(ran["scenarios"]) == 3
     portfolio = ran["portfolio"]["portfolio"]
     assert portfolio["cost"] <= 50_000
-    assert ran["figures"]["summary"]
+    figures = ran["figures"]
+    assert figures["summary"] and figures["statement"]["available"]
+    assert figures["return"]["available"] and figures["return"]["portfolio"]["available"]
     html = (out / "report.html").read_text(encoding="utf-8")
     assert html.lstrip().lower().startswith("<!doctype html") and len(html) > 1_000_000
