@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import typer
 from typer.testing import CliRunner, Result
 
 from cxasset.cli import app
@@ -22,7 +25,17 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CDNOW = SHARED_DATA / "cdnow_sample"
 EXAMPLE_BOOK = Path(__file__).resolve().parents[1] / "examples" / "book"
 COMMANDS = ["ingest", "info", "features", "fit", "value", "map", "levers", "simulate", "compare",
-            "optimize", "report", "synth", "demo"]
+            "optimize", "report", "init", "synth", "demo"]
+
+
+def registered(command: Any = None, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command path of the app, sub-commands of groups included (``("map", "init")``),
+    walked from typer's command tree so a new command is covered without listing it here."""
+    command = typer.main.get_command(app) if command is None else command
+    found = [path] if path else []
+    for name, sub in sorted(getattr(command, "commands", {}).items()):
+        found += registered(sub, (*path, name))
+    return found
 
 runner = CliRunner()
 
@@ -328,13 +341,63 @@ def test_debug_shows_the_exception(tmp_path: Path) -> None:
     one_line_error(run("info", "--workspace", tmp_path / "nope", code=3))
 
 
-@pytest.mark.parametrize("command", COMMANDS)
-def test_help(command: str) -> None:
-    r = run(command, "--help")
-    assert "Example" in flat(r.stdout)
-    assert "--json" in flat(r.stdout)
+def test_every_command_is_walked() -> None:
+    paths = registered()
+    assert {p[0] for p in paths} == set(COMMANDS)
+    assert ("map", "init") in paths and len(paths) == len(COMMANDS) + 1
+
+
+@pytest.mark.parametrize("path", registered(), ids=" ".join)
+def test_help(path: tuple[str, ...]) -> None:
+    r = run(*path, "--help")
+    text = flat(r.stdout)
+    assert "Example" in text
+    assert "--json" in text
+    assert f"cxasset {' '.join(path)}" in text  # the example runs this very command
 
 
 def test_no_command_shows_help() -> None:
     r = runner.invoke(app, [])
     assert all(c in r.output for c in COMMANDS)
+
+
+@pytest.mark.parametrize("args", [["info", "--bogus"], ["fit", "--model"], ["synth"],
+                                  ["simulate", "s.yaml", "--draws", "3"], ["nope"]],
+                         ids=" ".join)
+def test_usage_errors_exit_2_without_traceback(args: list[str]) -> None:
+    """typer's own usage errors (unknown option or command, missing value or argument, a value
+    out of range) exit with 2 and a short message, like cxasset's bad input."""
+    r = run(*args, code=2)
+    assert "Traceback" not in r.output
+    assert "Error" in r.stderr and r.stdout.strip() == ""
+
+
+def test_file_errors_are_bad_input(fitted: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
+    """An output path that cannot be written (OSError) is one line, exit 2."""
+    ws, _ = fitted
+    (tmp_path / "f").write_text("")
+    r = run("value", "--workspace", ws, "--out", tmp_path / "f" / "clv.parquet", code=2)
+    assert str(tmp_path / "f") in one_line_error(r)
+
+
+def test_messages_are_printed_verbatim(tmp_path: Path) -> None:
+    """Square brackets in a message (here a folder name) are text, not rich markup."""
+    ws = tmp_path / "[old]" / "ws"
+    assert str(ws) in one_line_error(run("info", "--workspace", ws, code=3))
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_debug_traceback_in_a_real_process(tmp_path: Path, debug: bool) -> None:
+    """As a user runs it: one line and exit 3 for a missing workspace; with --debug, Python's
+    traceback of the WorkspaceError (exit 1)."""
+    args = [sys.executable, "-m", "cxasset.cli", *(["--debug"] if debug else []),
+            "info", "--workspace", str(tmp_path / "nope")]
+    p = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
+    if debug:
+        assert p.returncode == 1
+        assert "Traceback (most recent call last)" in p.stderr
+        assert "cxasset.exceptions.WorkspaceError" in p.stderr
+    else:
+        assert p.returncode == 3 and "Traceback" not in p.stderr
+        assert [ln for ln in p.stderr.splitlines() if ln.strip()][0].startswith("error: ")
+        assert len([ln for ln in p.stderr.splitlines() if ln.strip()]) == 1

@@ -32,6 +32,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
 )
 out = Console()
 err = Console(stderr=True)
@@ -120,6 +121,40 @@ def _date(value: str | None, option: str) -> dt.date | None:
         return dt.date.fromisoformat(value)
     except ValueError:
         raise CxassetError(f"{option} must be a date as YYYY-MM-DD; got {value!r}") from None
+
+
+# --------------------------------------------------------------------------- init
+@app.command()
+@_command
+def init(
+    project_dir: Annotated[Path, typer.Argument(help="Project folder to create (new or empty).")],
+    force: Annotated[bool, typer.Option("--force", help="Write into a non-empty folder: rewrite "
+                                        "the project files, keep every other file.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start a project for your own data: settings, value-map spec, scenarios, next steps.
+
+    Writes book/book.yaml (every setting, commented, with its unit), book/README.md (the tables
+    to put there), map.yaml, scenarios.yaml and a README of the next commands. Refuses a
+    non-empty folder unless --force; writes everything or nothing. Example:
+
+        cxasset init myproject
+    """
+    from cxasset.project import STEPS, init_project
+
+    done = init_project(project_dir, force=force)
+    if as_json:
+        _emit_json(done)
+        return
+    out.print(f"Created the cxasset project {project_dir}:", highlight=False)
+    for path in done["files"].values():
+        out.print(f"  {path}" + ("  (replaced)" if path in done["overwritten"] else ""),
+                  highlight=False)
+    out.print(f"Next: put your tables in {Path(project_dir) / 'book'} (see its README.md), edit "
+              f"book.yaml, then from {project_dir}:", highlight=False)
+    for command, _ in STEPS[:5]:
+        out.print(f"  {command}", highlight=False)
+    out.print(f"and the rest in {done['files']['readme']}.", highlight=False)
 
 
 # --------------------------------------------------------------------------- ingest / info
@@ -532,10 +567,10 @@ def simulate(
     seed: SeedOpt = 0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Forecast what each scenario's investments return: baseline vs scenario over the horizon,
-    incremental NPV, ROI, payback, with 90% intervals.
+    """Forecast what each scenario's investments return: NPV, ROI, payback, with 90% intervals.
 
-    Example:
+    Baseline vs scenario over the horizon, month by month; saved in the workspace for the
+    report. Example:
 
         cxasset simulate scenarios.yaml --workspace ws --draws 1000 --json
     """
@@ -608,9 +643,9 @@ def optimize(
     seed: SeedOpt = 0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Pick the portfolio of initiatives (from every scenario in the file) with the highest NPV
-    under a budget (exact MILP), and show the efficient frontier.
+    """Pick the portfolio of initiatives with the highest NPV within a budget, and the frontier.
 
+    The initiatives of every scenario in the file are candidates; the choice is an exact MILP.
     Example:
 
         cxasset optimize scenarios.yaml --workspace ws --budget 500000 --objective p10
@@ -703,40 +738,6 @@ def report(
                                              f"{size / 1e3:.0f} kB)"), highlight=False)
 
 
-# --------------------------------------------------------------------------- init / synth / demo
-@app.command()
-@_command
-def init(
-    project_dir: Annotated[Path, typer.Argument(help="Project folder to create (new or empty).")],
-    force: Annotated[bool, typer.Option("--force", help="Write into a non-empty folder: rewrite "
-                                        "the project files, keep every other file.")] = False,
-    as_json: JsonOpt = False,
-) -> None:
-    """Start a project for your own data: book/book.yaml (every setting, commented),
-    book/README.md (the tables to put there), map.yaml, scenarios.yaml and a README of the next
-    commands.
-
-    Refuses a non-empty folder unless --force; writes everything or nothing. Example:
-
-        cxasset init myproject
-    """
-    from cxasset.project import STEPS, init_project
-
-    done = init_project(project_dir, force=force)
-    if as_json:
-        _emit_json(done)
-        return
-    out.print(f"Created the cxasset project {project_dir}:", highlight=False)
-    for path in done["files"].values():
-        out.print(f"  {path}" + ("  (replaced)" if path in done["overwritten"] else ""),
-                  highlight=False)
-    out.print(f"Next: put your tables in {Path(project_dir) / 'book'} (see its README.md), edit "
-              f"book.yaml, then from {project_dir}:", highlight=False)
-    for command, _ in STEPS[:5]:
-        out.print(f"  {command}", highlight=False)
-    out.print(f"and the rest in {done['files']['readme']}.", highlight=False)
-
-
 # --------------------------------------------------------------------------- synth / demo
 @app.command()
 @_command
@@ -787,9 +788,9 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
     as_json: JsonOpt = False,
 ) -> None:
-    """The main job end to end on a synthetic book: synth -> ingest -> features -> fit -> value
-    -> value map -> levers -> scenarios -> report.
+    """The main job end to end on a synthetic book, from synth to the board report.
 
+    synth -> ingest -> features -> fit -> value -> value map -> levers -> scenarios -> report.
     Example:
 
         cxasset demo --out demo --customers 20000
