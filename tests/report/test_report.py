@@ -321,3 +321,15 @@ def test_report_in_a_browser(open_page: Any, page: str, tmp_path: Path) -> None:
     assert re.search(r"\$\d", summary)
     assert "NPV" in pg.locator("#return").inner_text()
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bgbb_book_counts_active_periods(synth_ws: Callable[..., Path]) -> None:
+    """A book fitted with BG/BB (one opportunity a period): the backtest counts active periods,
+    and the statement values the same opportunities."""
+    with Workspace(synth_ws(2000, 6, fit="bgbb")) as ws:
+        f = report_figures(ws)
+    bt = f["trust"]["backtest"]
+    assert bt["tracks"] == bt["counts"] == "active periods"
+    figs = charts(f)
+    assert "cumulative active periods" in figs["backtest-cumulative"].layout.title.text
+    assert f["statement"]["available"]

@@ -53,9 +53,9 @@ def _tracking(bt: dict[str, Any]) -> Any:
 
 
 def _tracking_cumulative(bt: dict[str, Any]) -> Any:
-    return _actual_vs_predicted(bt, "_cumulative",
-                                "Backtest: cumulative purchases in the holdout",
-                                "cumulative purchases")
+    what = bt.get("tracks") or "purchases"
+    return _actual_vs_predicted(bt, "_cumulative", f"Backtest: cumulative {what} in the holdout",
+                                f"cumulative {what}")
 
 
 def _conditional(bt: dict[str, Any]) -> Any:

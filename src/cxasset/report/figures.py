@@ -275,12 +275,13 @@ def _trust(fit: dict[str, Any], settings: dict[str, Any], lev: dict[str, Any] | 
     evidence.append({"figure": "discount rate, margin, horizon, channel costs",
                      "evidence": "assumption", "basis": "book.yaml settings"})
     notes = list(fit.get("notes", [])) + list(spend.get("notes", []))
+    unit = "active periods" if fit.get("model") == "bgbb" else "purchases"  # BG/BB: one a period
     return {"backtest": {**{k: bt.get(k) for k in ("period", "holdout_periods", "actual_total",
                                                   "predicted_total", "aggregate_error",
                                                   "mae_per_customer", "tracking", "conditional")},
                          "kind": "subscriptions" if subs else "transactions",
-                         "counts": "churned subscribers" if subs else "purchases",
-                         "tracks": "active subscribers" if subs else "purchases"},
+                         "counts": "churned subscribers" if subs else unit,
+                         "tracks": "active subscribers" if subs else unit},
             "calibration_end": fit.get("calibration_end"), "as_of": fit.get("as_of"),
             "assumptions": settings, "diagnostics": diagnostics, "evidence": evidence,
             "notes": notes}
