@@ -207,32 +207,40 @@ def equity_of(purchase: Any, spend: Any, cells: pd.DataFrame, s: ValuationSettin
     return float(np.dot(cells["n"].to_numpy(dtype=float), s.margin_rate * (s0 + s1 * m) * det))
 
 
-def log_delta_interval(models: Sequence[Any], value_at: Callable[[list[Any]], float],
-                       value: float) -> tuple[float, float, float]:
-    """90% interval and standard error of a positive total (delta method on its log) over the
-    parameters of ``models``: ``value_at(models)`` recomputes the total, and each model is moved
-    along its unconstrained parameters with ``with_theta``, its covariance from ``result_``."""
+def delta_std_err(models: Sequence[Any], f: Callable[[list[Any]], np.ndarray | float],
+                  what: str = "customer equity") -> np.ndarray:
+    """Standard errors of ``f(models)`` (a number or a vector) by the delta method over the
+    parameters of ``models``: each model is moved along its unconstrained parameters with
+    ``with_theta`` (central differences) and its covariance comes from ``result_``."""
     for model in models:
         if not hasattr(model, "result_"):
             raise ModelDataError(f"{type(model).__name__} has no standard errors (it was not "
-                                 "fitted, e.g. made with from_params), so customer equity has "
-                                 "no interval; pass interval=False")
-    var = 0.0
+                                 f"fitted, e.g. made with from_params), so {what} has no "
+                                 "interval; pass interval=False")
+    var: np.ndarray | float = 0.0
     for j, model in enumerate(models):
         theta = np.asarray(model._theta, dtype=float)
-        g = np.empty(len(theta))
+        cols = []
         for i in range(len(theta)):
             h = 1e-5 * max(1.0, abs(theta[i]))
-            logs = []
+            vals = []
             for sign in (1, -1):
                 th = theta.copy()
                 th[i] += sign * h
                 moved = list(models)
                 moved[j] = model.with_theta(th)
-                logs.append(np.log(value_at(moved)))
-            g[i] = (logs[0] - logs[1]) / (2 * h)
-        var += float(g @ model.result_.cov_unconstrained @ g)
-    se_log = float(np.sqrt(max(var, 0.0)))
+                vals.append(np.asarray(f(moved), dtype=float))
+            cols.append((vals[0] - vals[1]) / (2 * h))
+        jac = np.stack(cols, axis=-1)  # (..., parameters)
+        var = var + np.einsum("...i,ij,...j->...", jac, model.result_.cov_unconstrained, jac)
+    return np.sqrt(np.maximum(var, 0.0))
+
+
+def log_delta_interval(models: Sequence[Any], value_at: Callable[[list[Any]], float],
+                       value: float) -> tuple[float, float, float]:
+    """90% interval and standard error of a positive total (delta method on its log) over the
+    parameters of ``models``: ``value_at(models)`` recomputes the total."""
+    se_log = float(delta_std_err(models, lambda ms: np.log(value_at(ms))))
     return value * np.exp(-Z90 * se_log), value * np.exp(Z90 * se_log), value * se_log
 
 

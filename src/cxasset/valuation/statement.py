@@ -55,6 +55,7 @@ from cxasset.valuation.clv import (
     ValuationSettings,
     cell_columns,
     conditional_curves,
+    delta_std_err,
     spend_line,
 )
 
@@ -295,7 +296,7 @@ def build_statement(models: Sequence[Any], scorer: Callable[..., dict[str, np.nd
             f = figures(both(ms))
             return np.array([f[k] for k in keys])
 
-        se = _delta_se(models, vector, keys)
+        se = dict(zip(keys, delta_std_err(models, vector, "the statement"), strict=True))
     else:
         notes.append("no interval requested")
 
@@ -337,32 +338,6 @@ def _past_revenue(frame: pd.DataFrame) -> np.ndarray:
     if "recurring_revenue" in frame.columns:
         return (frame["recurring_revenue"].fillna(0.0) * frame["tenure"].fillna(0.0)).to_numpy()
     return (frame["frequency"] * frame["monetary_value"]).to_numpy(dtype=float)
-
-
-def _delta_se(models: Sequence[Any], f: Callable[[Sequence[Any]], np.ndarray],
-              keys: list[str]) -> dict[str, float]:
-    """Standard errors of the vector ``f(models)`` by the delta method over every model's
-    unconstrained parameters (central differences)."""
-    var = np.zeros(len(keys))
-    for j, model in enumerate(models):
-        if not hasattr(model, "result_"):
-            raise ModelDataError(f"{type(model).__name__} has no standard errors (it was not "
-                                 "fitted), so the statement has no intervals; pass "
-                                 "interval=False")
-        theta = np.asarray(model._theta, dtype=float)
-        jac = np.empty((len(keys), len(theta)))
-        for i in range(len(theta)):
-            h = 1e-5 * max(1.0, abs(theta[i]))
-            vals = []
-            for sign in (1, -1):
-                th = theta.copy()
-                th[i] += sign * h
-                moved = list(models)
-                moved[j] = model.with_theta(th)
-                vals.append(f(moved))
-            jac[:, i] = (vals[0] - vals[1]) / (2 * h)
-        var += np.einsum("ki,ij,kj->k", jac, model.result_.cov_unconstrained, jac)
-    return dict(zip(keys, np.sqrt(np.maximum(var, 0.0)), strict=True))
 
 
 # --------------------------------------------------------------------------- from a workspace
