@@ -284,12 +284,41 @@ def test_demo_human(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- errors
-@pytest.mark.parametrize("command", ["info", "features", "fit", "value"])
-def test_missing_workspace_exits_3(tmp_path: Path, command: str) -> None:
-    r = run(command, "--workspace", tmp_path / "nope", code=3)
-    msg = one_line_error(r)
-    assert "is not a cxasset workspace" in msg and "cxasset ingest" in msg
-    assert not (tmp_path / "nope").exists()
+def workspace_commands() -> list[tuple[str, ...]]:
+    """Every command path that reads a workspace (has a --workspace option; ingest makes one)."""
+    out = []
+    for path in registered():
+        if path == ("ingest",):
+            continue
+        cmd = typer.main.get_command(app)
+        for name in path:
+            cmd = cmd.commands[name]  # type: ignore[attr-defined]
+        if any("--workspace" in getattr(p, "opts", []) for p in cmd.params):
+            out.append(path)
+    return out
+
+
+def test_workspace_commands_are_found() -> None:
+    assert {"info", "fit", "map", "map init", "simulate", "optimize", "report"} <= {
+        " ".join(p) for p in workspace_commands()}
+
+
+@pytest.mark.parametrize("path", workspace_commands(), ids=" ".join)
+def test_missing_workspace_exits_3(tmp_path: Path, path: tuple[str, ...]) -> None:
+    """Every workspace command, for people and with --json: one line on stderr, nothing on
+    stdout, exit 3, and no workspace folder created."""
+    from cxasset.project import SCENARIOS_YAML
+
+    scenarios = tmp_path / "scenarios.yaml"
+    scenarios.write_text(SCENARIOS_YAML)
+    args: list[Any] = [*path]
+    args += [scenarios] if path[0] in {"simulate", "compare", "optimize"} else []
+    args += ["--budget", "1000"] if path[0] == "optimize" else []
+    for extra in ([], ["--json"]):
+        r = run(*args, "--workspace", tmp_path / "nope", *extra, code=3)
+        msg = one_line_error(r)
+        assert "is not a cxasset workspace" in msg and "cxasset ingest" in msg
+        assert not (tmp_path / "nope").exists()
 
 
 def test_broken_book_exits_2_naming_the_column(tmp_path: Path) -> None:

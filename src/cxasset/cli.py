@@ -448,21 +448,10 @@ def map_estimate(
 
 
 def _starter(ws: Any) -> Any:
-    """A starter spec: the book's CX metrics, onboarding and channel shares (customer attributes
-    such as company size stay candidates for `cxasset levers`, not declared CX variables)."""
-    from cxasset.features import workspace_features
-    from cxasset.valuemap.drivers import (
-        build_design,
-        candidate_names,
-        source_of,
-        with_channel_shares,
-    )
-    from cxasset.valuemap.spec import KNOWN, starter
+    """The starter spec of ``cxasset map init`` (:func:`cxasset.valuemap.build.starter_spec`)."""
+    from cxasset.valuemap.build import starter_spec
 
-    f = with_channel_shares(workspace_features(ws).to_pandas())
-    names = [n for n in candidate_names(f) if n in KNOWN or source_of(n)[1]]
-    d = build_design(f, names)
-    return starter(names, {k: v.sd for k, v in d.drivers.items()})
+    return starter_spec(ws)
 
 
 @map_app.command("init")
@@ -576,17 +565,14 @@ def simulate(
     """
     from cxasset.book import Workspace
     from cxasset.report.text import scenario_table
+    from cxasset.scenarios.plan import simulate_scenarios
     from cxasset.scenarios.spec import load_scenarios
 
     scenarios = load_scenarios(scenarios_file)
     with Workspace(workspace) as ws, _progress(not as_json) as update:
         pl = _planner(ws, scenarios, seed, update)
-        res = []
-        for s in scenarios:
-            update(description=f"simulating {s.name}")
-            res.append(pl.simulate(s, draws=draws, seed=seed).to_dict())
-        ws.save_artifact("scenarios", {"scenarios": res, "notes": pl.notes,
-                                       "acquisition": pl.acquisition.to_dict()})
+        res = simulate_scenarios(pl, scenarios, draws=draws, seed=seed, save_to=ws,
+                                 progress=lambda m: update(description=m))["scenarios"]
     if as_json:
         _emit_json({"scenarios": res, "notes": pl.notes})
         return
@@ -659,8 +645,8 @@ def optimize(
     with Workspace(workspace) as ws, _progress(not as_json) as update:
         pl = _planner(ws, scenarios, seed, update)
         rep = optimize_portfolio(pl, scenarios, budget, objective=objective, draws=draws,
-                                 seed=seed, progress=lambda m: update(description=m))
-        ws.save_artifact("portfolio", rep)
+                                 seed=seed, progress=lambda m: update(description=m),
+                                 save_to=ws)
     if as_json:
         _emit_json({**rep, "notes": pl.notes})
         return
@@ -708,17 +694,15 @@ def report(
     from cxasset.report.figures import report_figures
 
     with Workspace(workspace) as ws, _progress(not as_json) as update:
+        ws.con  # noqa: B018 - a missing workspace says so before the report looks for its parts
         if scenarios_file is not None:
+            from cxasset.scenarios.plan import simulate_scenarios
             from cxasset.scenarios.spec import load_scenarios
 
             scenarios = load_scenarios(scenarios_file)
             pl = _planner(ws, scenarios, seed, update)
-            res = []
-            for s in scenarios:
-                update(description=f"simulating {s.name}")
-                res.append(pl.simulate(s, draws=draws, seed=seed).to_dict())
-            ws.save_artifact("scenarios", {"scenarios": res, "notes": pl.notes,
-                                           "acquisition": pl.acquisition.to_dict()})
+            simulate_scenarios(pl, scenarios, draws=draws, seed=seed, save_to=ws,
+                               progress=lambda m: update(description=m))
         update(description="valuing customers and gathering the figures")
         figures = report_figures(ws, seed=seed)
         if not as_json:
