@@ -152,6 +152,14 @@ def test_unexpected_error_is_one_line_exit_1(tmp_path: Path,
     assert r.exit_code == 1 and isinstance(r.exception, ZeroDivisionError)
 
 
+def test_interrupt_exits_130(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(*_: Any, **__: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(project, "init_project", interrupted)
+    assert error_line(run("init", tmp_path / "p", code=130)) == "error: interrupted"
+
+
 # --------------------------------------------------------------------------- end to end
 def readme_commands(readme: Path) -> list[list[str]]:
     """The commands of the README's ``sh`` block, as argument lists without ``cxasset``."""
