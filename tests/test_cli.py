@@ -24,8 +24,8 @@ from cxasset.features import RFM_COLUMNS
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CDNOW = SHARED_DATA / "cdnow_sample"
 EXAMPLE_BOOK = Path(__file__).resolve().parents[1] / "examples" / "book"
-COMMANDS = ["ingest", "info", "features", "fit", "value", "map", "levers", "simulate", "compare",
-            "optimize", "report", "init", "synth", "demo"]
+COMMANDS = ["ingest", "info", "features", "fit", "value", "statement", "map", "levers",
+            "simulate", "compare", "optimize", "report", "init", "synth", "demo"]
 
 
 def registered(command: Any = None, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -225,6 +225,27 @@ def test_value_human(fitted: tuple[Path, dict[str, Any]], tmp_path: Path) -> Non
     assert "Wrote 2,357 customers' CLV to" in flat(r.stdout)
 
 
+def test_statement_json_and_human(fitted: tuple[Path, dict[str, Any]]) -> None:
+    """CDNOW's one cohort was acquired in early 1997: over the year to 1998-06-30 nothing is
+    acquired, and the equity of the base only falls."""
+    ws, _ = fitted
+    d = run_json("statement", "--workspace", ws, "--start", "1997-06-30")
+    assert (d["start"], d["end"]) == ("1997-06-30", "1998-06-30")
+    assert d["customers"] == {"opening": 2357, "acquired": 0, "closing": 2357}
+    lines = {x["key"]: x for x in d["lines"]}
+    assert lines["acquisition"]["estimate"] == 0
+    assert d["opening"]["estimate"] + sum(x["estimate"] for x in d["lines"]) == pytest.approx(
+        d["closing"]["estimate"], rel=1e-9)
+    assert d["closing"]["estimate"] < d["opening"]["estimate"]
+    assert lines["retention"]["p5"] <= lines["retention"]["estimate"] <= lines["retention"]["p95"]
+    assert d["leakage"]["customers_lost"]["estimate"] > 0
+    text = flat(run("statement", "--workspace", ws).stdout)
+    for t in ("Customer asset statement", "customer equity at 1997-06-30", "Retention",
+              "Revenue leakage from churn", "customers lost"):
+        assert t in text
+    run("statement", "--workspace", ws, "--start", "1999-01-01", code=2)
+
+
 def test_subscriptions_book_end_to_end(tmp_path: Path) -> None:
     book, ws = tmp_path / "book", tmp_path / "ws"
     run_json("synth", book, "--customers", "500", "--kind", "subscriptions")
@@ -254,7 +275,8 @@ def test_synth(tmp_path: Path) -> None:
 def test_demo_json(tmp_path: Path) -> None:
     d = run_json("demo", "--out", tmp_path / "demo", "--customers", "1500")
     assert {"book", "workspace", "rows", "summary", "fit", "value", "valuemap", "levers",
-            "scenarios"} <= set(d)
+            "scenarios", "portfolio", "report", "spec", "summary_sentences"} <= set(d)
+    assert d["portfolio"]["portfolio"]["cost"] <= d["portfolio"]["budget"]
     ranking = d["scenarios"]["ranking"]
     assert [r["rank"] for r in ranking] == [1, 2, 3]
     assert sum(r["prob_best"] for r in ranking) == pytest.approx(1.0)

@@ -179,3 +179,24 @@ def portfolio_table(d: dict[str, Any], currency: str) -> Table:
                   money(p["cost"], currency), money(p["npv"]["mean"], currency),
                   _interval(p["npv"], currency), f"{p['prob_npv_positive']:.0%}")
     return t
+
+
+def statement_table(d: dict[str, Any]) -> Table:
+    """The customer asset statement: opening equity, the lines, closing equity (90% intervals)."""
+    cur = d["currency"]
+    n = d["customers"]
+    t = Table("line", "value", "90% interval",
+              title=f"Customer asset statement {d['start']} to {d['end']} (values over the next "
+              f"{d['settings']['horizon']} {d['settings']['period']}s, net of cost to serve)")
+
+    def iv(q: dict[str, Any]) -> str:
+        return "-" if q.get("p5") is None else _interval(q, cur)
+
+    t.add_row(f"customer equity at {d['start']} ({n['opening']:,} customers)",
+              money(d["opening"]["estimate"], cur), iv(d["opening"]))
+    for x in d["lines"]:
+        v = x["estimate"]
+        t.add_row(f"  {escape(x['label'])}", ("+" if v >= 0 else "") + money(v, cur), iv(x))
+    t.add_row(f"customer equity at {d['end']} ({n['closing']:,} customers)",
+              money(d["closing"]["estimate"], cur), iv(d["closing"]))
+    return t

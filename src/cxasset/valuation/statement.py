@@ -63,19 +63,19 @@ from cxasset.valuation.clv import (
 LINES = ("acquisition", "retention", "frequency", "spend_margin", "referrals", "cost_to_serve")
 LABELS = {
     "transactions": {
-        "acquisition": "Acquisition: customers acquired in the period",
-        "retention": "Retention: customers lost, or seen to be still active",
-        "frequency": "Purchase frequency of active customers",
-        "spend_margin": "Spend and margin per purchase",
-        "referrals": "Referrals: value of the referrals customers are expected to make",
-        "cost_to_serve": "Cost to serve: expected service cost"},
+        "acquisition": "Acquisition (new customers)",
+        "retention": "Retention (customers lost or still active)",
+        "frequency": "Purchase frequency",
+        "spend_margin": "Spend and margin",
+        "referrals": "Referrals",
+        "cost_to_serve": "Cost to serve"},
     "subscriptions": {
-        "acquisition": "Acquisition: subscribers acquired in the period",
-        "retention": "Retention: subscribers who churned",
-        "frequency": "Renewal outlook of active subscribers (tenure)",
-        "spend_margin": "Recurring revenue and margin (upgrades, downgrades)",
-        "referrals": "Referrals: value of the referrals customers are expected to make",
-        "cost_to_serve": "Cost to serve: expected service cost"},
+        "acquisition": "Acquisition (new subscribers)",
+        "retention": "Retention (subscribers who churned)",
+        "frequency": "Renewal outlook (tenure)",
+        "spend_margin": "Recurring revenue and margin",
+        "referrals": "Referrals",
+        "cost_to_serve": "Cost to serve"},
 }
 #: What each customer's parts are: see the module docstring.
 PARTS = ("p", "s", "g", "d", "y")

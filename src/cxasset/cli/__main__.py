@@ -1,0 +1,5 @@
+"""``python -m cxasset.cli``."""
+
+from cxasset.cli import main
+
+main()
