@@ -31,6 +31,7 @@ from scipy import stats
 
 from cxasset.levers.robustness import check_levers
 from cxasset.levers.thresholds import Threshold, bin_edges, binned_frame, check
+from cxasset.models._base import on_one_blas_thread
 from cxasset.valuemap.build import LinkResult, assess, quantiles
 from cxasset.valuemap.drivers import candidate_names, collinearity
 from cxasset.valuemap.estimate import Estimate, Evidence, estimate
@@ -120,6 +121,7 @@ class LeverReport:
                           "adjusted for the other drivers and the controls"}
 
 
+@on_one_blas_thread
 def rank_levers(ws: Any, spec: ValueMapSpec | None = None, *, draws: int = 400, seed: int = 0,
                 max_fit: int = 200_000, max_score: int = 20_000, robustness: bool = True,
                 thresholds: bool = True, threshold_rows: int = 40_000, max_checks: int = 3,
@@ -165,7 +167,8 @@ def rank_levers(ws: Any, spec: ValueMapSpec | None = None, *, draws: int = 400, 
             est = estimate(ws, drivers, spec.controls,
                            referred_value=spec.assumptions.referred_customer_value, seed=seed,
                            max_fit=max_fit, max_score=max_score, features=est.features,
-                           thresholds={d: t.cut for d, t in found.items() if t.cut is not None})
+                           thresholds={d: t.cut for d, t in found.items() if t.cut is not None},
+                           start=est)
 
     say("valuing every driver and mechanism")
     results: list[LinkResult] = []

@@ -141,7 +141,8 @@ class GammaGammaModel(BaseModel):
     _covariate_params: ClassVar[dict[str, int]] = {"gamma": 1}
 
     def fit(self, data: pd.DataFrame, covariates: Mapping[str, Sequence[str]] | Sequence[str]
-            | None = None, weights: np.ndarray | None = None) -> Self:
+            | None = None, weights: np.ndarray | None = None,
+            start_params: Mapping[str, float] | None = None) -> Self:
         """Fit on the repeat buyers (``frequency > 0``) of ``data``; one-time buyers are dropped.
 
         Parameters
@@ -153,6 +154,8 @@ class GammaGammaModel(BaseModel):
             Covariates acting on ``gamma``.
         weights : array, optional
             Customers each row stands for.
+        start_params : dict, optional
+            Starting values by name (see :meth:`BaseModel.fit`).
         """
         name = type(self).__name__
         missing = [c for c in self._data_columns if c not in data.columns]
@@ -175,7 +178,8 @@ class GammaGammaModel(BaseModel):
             raise ModelDataError(f"{name}: {int(bad.sum())} repeat buyers have monetary_value <= "
                                  "0; the model needs positive spend: drop returns/refunds or "
                                  "customers with zero-value transactions")
-        super().fit(data.loc[repeat], covariates=covariates, weights=w[repeat])
+        super().fit(data.loc[repeat], covariates=covariates, weights=w[repeat],
+                    start_params=start_params)
         self.independence_ = independence_check(x[repeat], m[repeat],
                                                 None if weights is None else w[repeat])
         notes = list(self.result_.notes)

@@ -22,6 +22,7 @@ import pandas as pd
 
 from cxasset.exceptions import ConvergenceWarning, ModelDataError, WorkspaceError
 from cxasset.features import workspace_features
+from cxasset.models._base import on_one_blas_thread
 from cxasset.valuation.clv import ValuationSettings
 from cxasset.valuemap.drivers import Design, build_design, candidate_names, with_channel_shares
 from cxasset.valuemap.mechanisms import (
@@ -78,6 +79,7 @@ class Estimate:
     ws: Any = None
     models: dict[str, Any] = field(default_factory=dict)  # purchase, spend or retention model
 
+    @on_one_blas_thread
     def refit(self, rows: np.ndarray, frame: pd.DataFrame | None = None,
               terms: list[str] | None = None) -> dict[str, MechanismFit]:
         """The mechanisms fitted again on customers ``rows`` (positions in the design), on the
@@ -97,7 +99,7 @@ class Estimate:
         for mech, col in (("cost_to_serve", "contacts"), ("referrals", "referrals")):
             if mech in self.fits:
                 y = f[col].iloc[rows].to_numpy(dtype=float)
-                fits[mech] = poisson_glm(y, exposure, X, mech)
+                fits[mech] = poisson_glm(y, exposure, X, mech, start=self.fits[mech])
         return fits
 
     def _refit_purchase(self, rows: np.ndarray, frame: pd.DataFrame, terms: list[str]
@@ -109,8 +111,9 @@ class Estimate:
                                    [*pp.values(), "gamma"])], axis=1)
         with warnings.catch_warnings():  # a check's refit that stops early says so in notes
             warnings.simplefilter("ignore", ConvergenceWarning)
-            _, fits = fit_purchase(self.purchase_cls, data, terms, max_iter=200)
-        fits["spend"] = fit_spend(data, terms)[1]
+            _, fits = fit_purchase(self.purchase_cls, data, terms, max_iter=200,
+                                   start=_params(self.models.get("purchase")))
+        fits["spend"] = fit_spend(data, terms, start=_params(self.models.get("spend")))[1]
         return fits
 
     @property
@@ -157,6 +160,7 @@ class Estimate:
         out[0] = mean  # the first draw is the point estimate
         return out
 
+    @on_one_blas_thread
     def impact(self, driver: str, mechanism: str, step: float, draws: int = 400,
                seed: int = 0, rows: np.ndarray | None = None,
                evidence: Evidence | None = None) -> np.ndarray:
@@ -166,7 +170,12 @@ class Estimate:
         terms, dz = self.term_shift(driver, step, rows)
         coefs = self.coefficient_draws(mechanism, terms, draws, np.random.default_rng(seed),
                                        evidence)
-        return np.asarray(self.responses[mechanism].change(dz @ coefs.T), dtype=float)
+        return np.asarray(self.responses[mechanism].change_of(dz, coefs), dtype=float)
+
+
+def _params(model: Any) -> dict[str, float] | None:
+    """A fitted model's parameters by name, to start a refit from (None without a model)."""
+    return None if model is None else dict(model.params_)
 
 
 def book_features(ws: Any) -> pd.DataFrame:
@@ -224,12 +233,14 @@ def valuation_settings(ws: Any, horizon: int | None = None) -> ValuationSettings
                              margin_rate=s.margin_rate, currency=s.currency)
 
 
+@on_one_blas_thread
 def estimate(ws: Any, drivers: Sequence[str] | None = None, controls: Sequence[str] | None = None,
              *, horizon: int | None = None, max_fit: int = 200_000, max_score: int = 20_000,
              seed: int = 0, referred_value: float | None = None,
              thresholds: dict[str, float] | None = None,
              features: pd.DataFrame | None = None, progress: Progress | None = None,
-             winsor: float | None = None, robust: bool = False) -> Estimate:
+             winsor: float | None = None, robust: bool = False,
+             start: Estimate | None = None) -> Estimate:
     """Fit every mechanism the book supports on ``drivers`` (default: every candidate).
 
     Parameters
@@ -252,6 +263,9 @@ def estimate(ws: Any, drivers: Sequence[str] | None = None, controls: Sequence[s
         Clip drivers to these tail quantiles in the models (see :func:`build_design`).
     robust : bool, default=False
         Sandwich covariance for the purchase model's coefficients (the GLMs' always are).
+    start : Estimate, optional
+        A previous estimate on (mostly) the same terms, e.g. before threshold terms were added:
+        every model starts from its parameters (new terms at 0), which saves most iterations.
     """
     say = progress or (lambda _m: None)
     contractual = ws.meta()["kind"] == "subscriptions"
@@ -296,7 +310,8 @@ def estimate(ws: Any, drivers: Sequence[str] | None = None, controls: Sequence[s
         models = {"retention": model}
     else:
         models, fits, responses, clv_i, a_i = _purchase_mechanisms(
-            f, design, fit_rows, score_rows, terms, cls, vs, scale, say, name, robust)
+            f, design, fit_rows, score_rows, terms, cls, vs, scale, say, name, robust,
+            None if start is None else start.models)
     equity = float(scale * clv_i.sum())
 
     exposure = f["alive_exposure"].iloc[fit_rows].to_numpy(dtype=float)
@@ -305,7 +320,8 @@ def estimate(ws: Any, drivers: Sequence[str] | None = None, controls: Sequence[s
     if "contacts" in f.columns:
         say("fitting contacts per period alive (cost to serve)")
         y = f["contacts"].iloc[fit_rows].to_numpy(dtype=float)
-        fit = poisson_glm(y, exposure, X, "cost_to_serve")
+        fit = poisson_glm(y, exposure, X, "cost_to_serve",
+                          start=None if start is None else start.fits.get("cost_to_serve"))
         fits["cost_to_serve"] = fit
         cost = f["cost_to_serve_per_period"].to_numpy(dtype=float)
         cpp = f["contacts_per_period"].to_numpy(dtype=float)
@@ -324,7 +340,8 @@ def estimate(ws: Any, drivers: Sequence[str] | None = None, controls: Sequence[s
         else:
             say("fitting referrals per period alive")
             y = f["referrals"].iloc[fit_rows].to_numpy(dtype=float)
-            fit = poisson_glm(y, exposure, X, "referrals")
+            fit = poisson_glm(y, exposure, X, "referrals",
+                              start=None if start is None else start.fits.get("referrals"))
             fits["referrals"] = fit
             rate = np.exp(fit.intercept + Xs @ fit.coef)
             responses["referrals"] = Response(base=rate * a_i * ref_val, scale=scale)
@@ -336,7 +353,7 @@ def estimate(ws: Any, drivers: Sequence[str] | None = None, controls: Sequence[s
 def _purchase_mechanisms(f: pd.DataFrame, design: Design, fit_rows: np.ndarray,
                          score_rows: np.ndarray, terms: list[str], cls: Any,
                          vs: ValuationSettings, scale: float, say: Progress, name: str,
-                         robust: bool = False
+                         robust: bool = False, start: dict[str, Any] | None = None
                          ) -> tuple[dict[str, Any], dict[str, MechanismFit], dict[str, Response],
                                     np.ndarray, np.ndarray]:
     """Purchase rate, dropout and spend of a non-contractual book: the fitted purchase and
@@ -351,9 +368,11 @@ def _purchase_mechanisms(f: pd.DataFrame, design: Design, fit_rows: np.ndarray,
                                    [*pp.values(), "gamma"])], axis=1)
 
     fdata, sdata = model_frame(fit_rows), model_frame(score_rows)
-    model, fits = fit_purchase(cls, fdata, terms, robust=robust)
+    start = start or {}
+    model, fits = fit_purchase(cls, fdata, terms, robust=robust,
+                               start=_params(start.get("purchase")))
     say("fitting the spend model with covariates")
-    spend, fits["spend"] = fit_spend(fdata, terms)
+    spend, fits["spend"] = fit_spend(fdata, terms, start=_params(start.get("spend")))
     spend_i = np.asarray(spend.conditional_expected_average_profit(sdata), dtype=float)
     say("scoring customers' forward responses")
     responses = purchase_responses(model, sdata, spend_i, vs.margin_rate, vs.horizon,
@@ -373,12 +392,15 @@ def per_period_active(f: pd.DataFrame) -> pd.DataFrame:
     return _with_alive_exposure(f, f["tenure"].to_numpy(dtype=float))
 
 
-def fit_spend(data: pd.DataFrame, terms: list[str]) -> tuple[Any, MechanismFit]:
+def fit_spend(data: pd.DataFrame, terms: list[str], start: dict[str, float] | None = None
+              ) -> tuple[Any, MechanismFit]:
     """Gamma-Gamma with every term on its scale (``gamma_i = gamma exp(g'z)``: mean spend up by
-    ``exp(g)``), fitted on the repeat buyers of ``data``."""
+    ``exp(g)``), fitted on the repeat buyers of ``data`` (from ``start``, another fit's
+    ``params_``, if given)."""
     from cxasset.models.gammagamma import GammaGammaModel
 
-    spend = GammaGammaModel().fit(data, covariates={"gamma": [f"gamma:{t}" for t in terms]})
+    spend = GammaGammaModel().fit(data, covariates={"gamma": [f"gamma:{t}" for t in terms]},
+                                  start_params=start)
     cov = spend.result_.cov_unconstrained
     order = list(spend.result_.params)
     idx = [order.index(f"gamma[gamma:{t}]") for t in terms]

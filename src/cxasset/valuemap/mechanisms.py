@@ -35,6 +35,7 @@ import pandas as pd
 from scipy import stats
 
 from cxasset.exceptions import ModelDataError
+from cxasset.models._base import one_blas_thread
 from cxasset.valuemap.drivers import Design
 
 #: Mechanism -> (financial variable it moves, unit of its effect).
@@ -84,6 +85,29 @@ class Response:
         return self.scale * (f - (zero if d.ndim == 1 else zero[:, None])).sum(axis=0)
 
 
+    def change_of(self, dz: np.ndarray, coefs: np.ndarray) -> np.ndarray:
+        """:meth:`change` of ``delta = dz @ coefs.T`` (``dz``: per customer, the change of each
+        term; ``coefs``: draws x terms), the same sum computed per group of customers with the
+        same ``dz``: ``f`` is linear in the table's rows, so a group's rows are added up first
+        (a driver step moves most customers by the same amount, so a few groups replace
+        thousands of rows)."""
+        dz = np.asarray(dz, dtype=float)
+        groups, inv = np.unique(dz, axis=0, return_inverse=True)
+        if 4 * len(groups) > len(dz):
+            return self.change(dz @ coefs.T)
+        inv = np.asarray(inv).ravel()
+        if self.base is not None:
+            summed = Response(base=np.bincount(inv, weights=self.base, minlength=len(groups)),
+                              scale=self.scale)
+        else:
+            tab = self.table
+            assert tab is not None
+            sums = np.zeros((len(groups), tab.shape[1]))
+            np.add.at(sums, inv, tab)
+            summed = Response(table=sums, scale=self.scale)
+        return summed.change(groups @ coefs.T)
+
+
 @dataclass
 class MechanismFit:
     """Coefficients of one mechanism on the design's terms, with their covariance."""
@@ -107,22 +131,69 @@ class MechanismFit:
 
 
 # --------------------------------------------------------------------------- count GLMs
-def poisson_glm(y: np.ndarray, exposure: np.ndarray, x: pd.DataFrame, name: str
-                ) -> MechanismFit:
+def poisson_glm(y: np.ndarray, exposure: np.ndarray, x: pd.DataFrame, name: str,
+                start: MechanismFit | None = None) -> MechanismFit:
     """Poisson GLM ``log E[y] = log(exposure) + c + b'x`` with sandwich (HC0) errors, valid
-    under overdispersion (quasi-Poisson)."""
-    import statsmodels.api as sm
+    under overdispersion (quasi-Poisson).
 
+    Fitted by Newton's method on the normal equations (the log link is canonical, so this is
+    IRLS with the exact Hessian ``X' diag(mu) X``), with step halving, until the deviance
+    changes by less than 1e-8 (statsmodels' criterion: a term whose customers never have an
+    event, e.g. a missing-value flag of contacts, drifts to minus infinity; it stops where its
+    rows' expected counts are negligible); it agrees with statsmodels' GLM (tested) at a
+    fraction of its cost on hundreds of thousands of rows. ``start``: a fit to start from (e.g.
+    on all customers when refitting a subsample), matched by term name."""
     ok = exposure > 0
     if y[ok].sum() == 0:
         raise ModelDataError(f"{name}: nobody has any event, so no rate can be modelled")
-    X = sm.add_constant(x.loc[ok].to_numpy(dtype=float), has_constant="add")
-    res = sm.GLM(y[ok], X, family=sm.families.Poisson(), exposure=exposure[ok]).fit(
-        cov_type="HC0")
-    return MechanismFit(name, list(x.columns), np.asarray(res.params[1:]),
-                        np.asarray(res.cov_params())[1:, 1:], int(ok.sum()), "poisson_glm",
-                        [] if res.converged else ["GLM did not converge"],
-                        float(res.params[0]))
+    X = np.column_stack([np.ones(int(ok.sum())), x.loc[ok].to_numpy(dtype=float)])
+    yy, off = y[ok].astype(float), np.log(exposure[ok])
+    beta = np.zeros(X.shape[1])
+    beta[0] = np.log(yy.sum() / exposure[ok].sum())
+    starts = [beta]
+    if start is not None:  # by term name; terms it lacks start at 0
+        known = dict(zip(start.terms, start.coef, strict=True))
+        starts.append(np.array([start.intercept, *[known.get(t, 0.0) for t in x.columns]]))
+    with one_blas_thread():
+        return _newton_glm(X, yy, off, starts, name, list(x.columns))
+
+
+def _newton_glm(X: np.ndarray, yy: np.ndarray, off: np.ndarray, starts: list[np.ndarray],
+                name: str, terms: list[str]) -> MechanismFit:
+    """The Newton iterations and the sandwich covariance of :func:`poisson_glm`, from the best
+    of ``starts`` (a given start can be far off, e.g. a refit with a driver shuffled)."""
+
+    def objective(b: np.ndarray) -> tuple[float, np.ndarray]:
+        with np.errstate(over="ignore", invalid="ignore"):
+            eta = off + X @ b
+            mu = np.exp(eta)
+            return float(mu.sum() - yy @ eta), mu  # negative log-likelihood up to a constant
+
+    tried = [(objective(b), b) for b in starts]
+    (val, mu), beta = min(tried, key=lambda v: v[0][0] if np.isfinite(v[0][0]) else np.inf)
+    converged = False
+    for _ in range(200):
+        info = X.T @ (X * mu[:, None])
+        step = np.linalg.solve(info, X.T @ (yy - mu))
+        t, new, mu_new = 1.0, np.inf, mu
+        for _ in range(40):  # step halving
+            new, mu_new = objective(beta + t * step)
+            if np.isfinite(new) and new <= val:
+                break
+            t /= 2
+        if not np.isfinite(new) or new > val:
+            converged = bool(np.max(np.abs(X.T @ (yy - mu))) < 1e-6 * len(yy))
+            break
+        beta, change, val, mu = beta + t * step, val - new, new, mu_new
+        if t == 1.0 and 2 * change < 1e-8:  # statsmodels' criterion: the deviance changes
+            converged = True  # by less than 1e-8 (here after a full Newton step)
+            break
+    info = X.T @ (X * mu[:, None])
+    bread = np.linalg.inv(info)
+    e2 = (yy - mu) ** 2
+    cov = bread @ (X.T @ (X * e2[:, None])) @ bread
+    return MechanismFit(name, terms, beta[1:], cov[1:, 1:], len(yy), "poisson_glm",
+                        [] if converged else ["GLM did not converge"], float(beta[0]))
 
 
 # --------------------------------------------------------------------------- purchase models
@@ -139,13 +210,16 @@ def purchase_params(model: Any) -> dict[str, str]:
 
 
 def fit_purchase(cls: Any, data: pd.DataFrame, terms: list[str], max_iter: int = 500,
-                 robust: bool = False) -> tuple[Any, dict[str, MechanismFit]]:
+                 robust: bool = False, start: dict[str, float] | None = None
+                 ) -> tuple[Any, dict[str, MechanismFit]]:
     """Fit the purchase model with every term on the rate and the dropout parameter; ``data``
     has the RFM columns and the :func:`prefixed` terms. ``robust``: the coefficients'
-    covariance is the sandwich (:meth:`BaseModel.robust_cov`), not the Hessian's inverse."""
+    covariance is the sandwich (:meth:`BaseModel.robust_cov`), not the Hessian's inverse.
+    ``start``: starting values by parameter name (another fit's ``params_``)."""
     pp = purchase_params(cls())
     model = cls(max_iter=max_iter).fit(
-        data, covariates={p: [f"{p}:{t}" for t in terms] for p in pp.values()})
+        data, covariates={p: [f"{p}:{t}" for t in terms] for p in pp.values()},
+        start_params=start)
     names = model.result_.params
     order = list(names)
     cov = model.robust_cov() if robust else model.result_.cov_unconstrained
