@@ -21,7 +21,8 @@ DEMO_SCENARIOS = """\
 - name: Onboarding concierge
   horizon_months: 36
   initiatives:
-    - name: Onboarding concierge
+    - &concierge
+      name: Onboarding concierge
       target: {segment: [smb, mid]}
       changes:
         - {driver: onboarding_days, shift: -4, uncertainty_sd: 1.0}
@@ -31,26 +32,15 @@ DEMO_SCENARIOS = """\
 - name: Training programme
   horizon_months: 36
   initiatives:
-    - name: Two more hours of training
+    - &training
+      name: Two more hours of training
       changes:
         - {driver: training_hours, shift: 2, uncertainty_sd: 0.5}
       ramp_months: 6
       cost: {upfront: 20000, per_customer: 4}
 - name: Both
   horizon_months: 36
-  initiatives:
-    - name: Onboarding concierge
-      target: {segment: [smb, mid]}
-      changes:
-        - {driver: onboarding_days, shift: -4, uncertainty_sd: 1.0}
-      applies_to: both
-      ramp_months: 3
-      cost: {upfront: 40000, per_month: 3000}
-    - name: Two more hours of training
-      changes:
-        - {driver: training_hours, shift: 2, uncertainty_sd: 0.5}
-      ramp_months: 6
-      cost: {upfront: 20000, per_customer: 4}
+  initiatives: [*concierge, *training]
 """
 #: The portfolio's budget (over the scenarios' 36 months, the book's currency).
 DEMO_BUDGET = 150_000.0
