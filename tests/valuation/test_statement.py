@@ -21,8 +21,8 @@ from cxasset.models.workflow import covariate_expressions, load_models
 from cxasset.valuation import ValuationSettings, customer_value, value_workspace
 from cxasset.valuation.statement import (
     LINES,
+    Side,
     Statement,
-    _Side,
     asset_statement,
     build_statement,
     purchase_parts,
@@ -162,9 +162,9 @@ def _simulate(seed: int, n: int, A: float, B: float) -> tuple[pd.DataFrame, pd.D
     return f0, f1, int(gone.sum())
 
 
-def _side(f: pd.DataFrame) -> _Side:
+def _side(f: pd.DataFrame) -> Side:
     z = np.zeros(len(f))
-    return _Side(f["customer_id"].to_numpy(), f, z, z, z + 1.0, z)
+    return Side(f["customer_id"].to_numpy(), f, z, z, z + 1.0, z)
 
 
 def test_customers_lost_match_the_truth_across_seeds() -> None:

@@ -129,10 +129,20 @@ def purchase_parts(models: Sequence[Any], frame: pd.DataFrame, vs: ValuationSett
     key_ = (id(purchase), id(frame))
     if cache is not None and key_ in cache:
         _, codes, cells, p, g, d, y = cache[key_]
-        s0, s1 = spend_line(spend, cells)
-        m = frame["monetary_value"].to_numpy(dtype=float)
-        return {"p": p[codes], "s": s0[codes] + s1[codes] * m, "g": g[codes], "d": d[codes],
-                "y": y[codes]}
+    else:
+        codes, cells, p, g, d, y = _purchase_cells(purchase, spend, frame, vs)
+        if cache is not None:  # the model is kept with its parts, so its id stays unique
+            cache[key_] = (purchase, codes, cells, p, g, d, y)
+    s0, s1 = spend_line(spend, cells)
+    m = frame["monetary_value"].to_numpy(dtype=float)
+    return {"p": p[codes], "s": s0[codes] + s1[codes] * m, "g": g[codes], "d": d[codes],
+            "y": y[codes]}
+
+
+def _purchase_cells(purchase: Any, spend: Any, frame: pd.DataFrame, vs: ValuationSettings
+                    ) -> tuple[np.ndarray, pd.DataFrame, np.ndarray, np.ndarray, np.ndarray,
+                               np.ndarray]:
+    """Each row's cell, the cells, and per cell ``p, g, d, y`` of the purchase model."""
     discrete = hasattr(purchase, "expected_purchases_by_opportunity")
     key = (["frequency", "recency", "n_periods"] if discrete
            else cell_columns(purchase, spend))
@@ -141,23 +151,17 @@ def purchase_parts(models: Sequence[Any], frame: pd.DataFrame, vs: ValuationSett
     cells = frame.iloc[first][key].reset_index(drop=True)
     cells["monetary_value"] = 0.0  # the spend line is linear in m: intercept and slope per cell
     year = DAYS_PER_YEAR / vs.period_days
-    disc = (1.0 + vs.period_rate) ** -np.arange(1, vs.horizon + 1, dtype=float)
-    if discrete:
-        p = np.asarray(purchase.probability_alive(cells), dtype=float)
-        by = purchase.expected_purchases_by_opportunity(vs.horizon, cells)
-        a_by = np.column_stack([purchase.probability_alive(cells, k)
-                                for k in range(1, vs.horizon + 1)])
-        safe = np.maximum(p, 1e-300)
-        g, d = (by @ disc) / safe, (a_by @ disc) / safe
-        y = by[:, : max(1, round(year))].sum(axis=1) / safe
-    else:
+    if not discrete:
         p, g, _, d, y = conditional_curves(purchase, cells, vs, year)
-    if cache is not None:
-        cache[key_] = (purchase, codes, cells, p, g, d, y)  # the model kept: its id stays unique
-    s0, s1 = spend_line(spend, cells)
-    m = frame["monetary_value"].to_numpy(dtype=float)
-    return {"p": p[codes], "s": s0[codes] + s1[codes] * m, "g": g[codes], "d": d[codes],
-            "y": y[codes]}
+        return codes, cells, p, g, d, y
+    disc = (1.0 + vs.period_rate) ** -np.arange(1, vs.horizon + 1, dtype=float)
+    p = np.asarray(purchase.probability_alive(cells), dtype=float)
+    by = purchase.expected_purchases_by_opportunity(vs.horizon, cells)
+    a_by = np.column_stack([purchase.probability_alive(cells, k)
+                            for k in range(1, vs.horizon + 1)])
+    safe = np.maximum(p, 1e-300)
+    return (codes, cells, p, (by @ disc) / safe, (a_by @ disc) / safe,
+            by[:, : max(1, round(year))].sum(axis=1) / safe)
 
 
 def subscription_parts(models: Sequence[Any], rows: pd.DataFrame, vs: ValuationSettings,
@@ -184,7 +188,7 @@ def subscription_parts(models: Sequence[Any], rows: pd.DataFrame, vs: ValuationS
 
 # --------------------------------------------------------------------------- the statement
 @dataclass(frozen=True)
-class _Side:
+class Side:
     """One date's customers: ids, what the scorer needs, the observed service cost and referrals
     to date, and the periods alive they accrued over, ``base + slope * P(alive)`` (a
     non-contractual customer: ``t_x + P(alive) (T - t_x)`` plus the time from acquisition to
@@ -198,7 +202,7 @@ class _Side:
     slope: np.ndarray
 
 
-def _rates(side: _Side, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _rates(side: Side, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Cost to serve and referrals per period alive (at least one period of exposure)."""
     ex = np.maximum(side.base + side.slope * p, 1.0)
     return side.cost / ex, side.referrals / ex
@@ -247,7 +251,7 @@ def _lines(parts0: dict[str, np.ndarray], parts1: dict[str, np.ndarray], idx: np
 
 
 def build_statement(models: Sequence[Any], scorer: Callable[..., dict[str, np.ndarray]],
-                    side0: _Side, side1: _Side, vs: ValuationSettings, *, start: dt.date,
+                    side0: Side, side1: Side, vs: ValuationSettings, *, start: dt.date,
                     end: dt.date, kind: str, cohorts: np.ndarray | None = None,
                     referred_value: float | None = None,
                     referral_mask: np.ndarray | None = None, interval: bool = True,
@@ -389,19 +393,19 @@ def asset_statement(ws: Any, start: dt.date | None = None, referred_value: float
         models: list[Any] = [load_retention(ws)]
         scorer: Callable[..., dict[str, np.ndarray]] = subscription_parts
 
-        def side(day: dt.date) -> _Side:
+        def side(day: dt.date) -> Side:
             rows = retention_rows(ws, day, spec)
             f = features(day).set_index("customer_id").reindex(rows["customer_id"])
             frame = rows.assign(tenure=f["tenure"].to_numpy(dtype=float))
             tenure = frame["tenure"].to_numpy(dtype=float)
-            return _Side(rows["customer_id"].to_numpy(), frame, *_observed(f), tenure,
+            return Side(rows["customer_id"].to_numpy(), frame, *_observed(f), tenure,
                          np.zeros(len(tenure)))
     else:
         models = list(load_models(ws))
         scorer = purchase_parts
         discrete = hasattr(models[0], "expected_purchases_by_opportunity")
 
-        def side(day: dt.date) -> _Side:
+        def side(day: dt.date) -> Side:
             f = features(day).sort_values("customer_id").reset_index(drop=True)
             frame = f
             if discrete:
@@ -412,7 +416,7 @@ def asset_statement(ws: Any, start: dt.date | None = None, referred_value: float
                 frame = frame.assign(T=frame["n_periods"].astype(float))
             rec, T = frame["recency"].to_numpy(dtype=float), frame["T"].to_numpy(dtype=float)
             ex = f["exposure"].to_numpy(dtype=float) if "exposure" in f.columns else T
-            return _Side(f["customer_id"].to_numpy(), frame, *_observed(f), rec + ex - T,
+            return Side(f["customer_id"].to_numpy(), frame, *_observed(f), rec + ex - T,
                          np.maximum(T - rec, 0.0))
     side0, side1 = side(start), side(end)
     if len(side0.ids) == 0:
@@ -448,5 +452,5 @@ def _observed(f: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return cost, refs
 
 
-__all__ = ["LINES", "Statement", "asset_statement", "build_statement", "purchase_parts",
+__all__ = ["LINES", "Side", "Statement", "asset_statement", "build_statement", "purchase_parts",
            "subscription_parts"]
