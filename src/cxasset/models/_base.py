@@ -91,8 +91,11 @@ def compress(df: pd.DataFrame, columns: Sequence[str],
     """Unique rows of ``df[columns]`` and their total weight (the sufficient-statistic cells)."""
     w = np.ones(len(df)) if weights is None else np.asarray(weights, dtype=float)
     g = df[list(columns)].assign(_w=w).groupby(list(columns), sort=False, dropna=False)["_w"].sum()
-    cells = g.reset_index()
-    return cells[list(columns)], cells["_w"].to_numpy()
+    if len(columns) == 1:
+        return pd.DataFrame({columns[0]: g.index.to_numpy()}), g.to_numpy()
+    # from the index in one piece (reset_index inserts column by column: slow, and pandas warns
+    # about a fragmented frame beyond 100 columns, e.g. 40 covariates on two parameters)
+    return g.index.to_frame(index=False), g.to_numpy()
 
 
 class BaseModel(ABC):

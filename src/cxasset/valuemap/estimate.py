@@ -26,7 +26,6 @@ from cxasset.models._base import on_one_blas_thread
 from cxasset.valuation.clv import ValuationSettings
 from cxasset.valuemap.drivers import Design, build_design, candidate_names, with_channel_shares
 from cxasset.valuemap.mechanisms import (
-    GRID,
     MechanismFit,
     Response,
     alive_periods,
@@ -127,11 +126,10 @@ class Estimate:
                    ) -> tuple[list[str], np.ndarray]:
         """The terms a driver step moves and their change per scored customer (standardised);
         ``rows`` (bool per scored customer) limits the change to some of them."""
-        frame = self.design.frame.iloc[self.scored]
         terms = [driver, *[t for t, (d, _) in self.design.extra.items() if d == driver]]
-        moved = self.design.shifted(driver, step, frame[terms + [f"{driver}:missing"]
-                                                         if f"{driver}:missing" in frame
-                                                         else terms])
+        cols = [*terms, *[c for c in (f"{driver}:missing",) if c in self.design.frame.columns]]
+        frame = self.design.frame[cols].iloc[self.scored]
+        moved = self.design.shifted(driver, step, frame)
         delta = moved[terms].to_numpy(dtype=float) - frame[terms].to_numpy(dtype=float)
         if rows is not None:
             delta = delta * np.asarray(rows, dtype=float)[:, None]
@@ -160,7 +158,6 @@ class Estimate:
         out[0] = mean  # the first draw is the point estimate
         return out
 
-    @on_one_blas_thread
     def impact(self, driver: str, mechanism: str, step: float, draws: int = 400,
                seed: int = 0, rows: np.ndarray | None = None,
                evidence: Evidence | None = None) -> np.ndarray:
@@ -306,7 +303,7 @@ def estimate(ws: Any, drivers: Sequence[str] | None = None, controls: Sequence[s
         disc = (1.0 + vs.period_rate) ** -np.arange(1, vs.horizon + 1, dtype=float)
         surv = shifted_survival(model, scored_design, age, vs.horizon, 0.0)
         a_i = np.where(active, surv @ disc, 0.0)
-        clv_i = responses["retention"].table[:, len(GRID) // 2]
+        clv_i = responses["retention"].at_zero()
         models = {"retention": model}
     else:
         models, fits, responses, clv_i, a_i = _purchase_mechanisms(
@@ -377,7 +374,7 @@ def _purchase_mechanisms(f: pd.DataFrame, design: Design, fit_rows: np.ndarray,
     say("scoring customers' forward responses")
     responses = purchase_responses(model, sdata, spend_i, vs.margin_rate, vs.horizon,
                                    vs.period_rate, scale)
-    clv_i = responses["purchase_rate"].table[:, len(GRID) // 2]
+    clv_i = responses["purchase_rate"].at_zero()
     responses["spend"] = Response(base=clv_i, scale=scale)
     return ({"purchase": model, "spend": spend}, fits, responses, clv_i,
             alive_periods(model, sdata, vs.horizon, vs.period_rate))

@@ -53,18 +53,41 @@ EQUITY_SIGN = {"purchase_rate": 1, "dropout": -1, "spend": 1, "cost_to_serve": -
 GRID = np.linspace(-2.0, 2.0, 17)  # shifts of a mechanism's log scale tabulated per customer
 
 
-@dataclass
 class Response:
     """Per-customer value at stake in one mechanism as a function of a log-scale shift.
 
     Either ``base`` (then ``f_i(delta) = base_i * exp(delta)``) or ``table`` (``f_i`` tabulated on
     :data:`GRID`, linearly interpolated; shifts beyond the grid are clipped to it, i.e. a
-    multiplier beyond exp(+-2) = x7.4 is not extrapolated).
+    multiplier beyond exp(+-2) = x7.4 is not extrapolated). A table can be given as ``make``, a
+    function computing it when it is first used (with ``zero``, the values at no shift): an
+    estimate refitted before it is valued (lever ranking, once thresholds are found) never
+    tabulates its responses.
     """
 
-    base: np.ndarray | None = None
-    table: np.ndarray | None = None
-    scale: float = 1.0  # customers each scored row stands for
+    def __init__(self, base: np.ndarray | None = None, table: np.ndarray | None = None,
+                 scale: float = 1.0, make: Callable[[], np.ndarray] | None = None,
+                 zero: np.ndarray | None = None) -> None:
+        self.base = base
+        self._table = table
+        self.scale = scale  # customers each scored row stands for
+        self._make = make
+        self._zero = zero
+
+    @property
+    def table(self) -> np.ndarray | None:
+        if self._table is None and self._make is not None:
+            self._table, self._make = self._make(), None
+        return self._table
+
+    def at_zero(self) -> np.ndarray:
+        """Each customer's value at no shift, ``f_i(0)``."""
+        if self.base is not None:
+            return self.base
+        if self._table is None and self._zero is not None:
+            return self._zero
+        tab = self.table
+        assert tab is not None
+        return tab[:, len(GRID) // 2]
 
     def change(self, delta: np.ndarray) -> np.ndarray:
         """Total change in value, ``scale * sum_i f_i(delta_i) - f_i(0)``; ``delta`` is (n,) or
@@ -84,7 +107,6 @@ class Response:
         zero = tab[:, len(GRID) // 2]
         return self.scale * (f - (zero if d.ndim == 1 else zero[:, None])).sum(axis=0)
 
-
     def change_of(self, dz: np.ndarray, coefs: np.ndarray) -> np.ndarray:
         """:meth:`change` of ``delta = dz @ coefs.T`` (``dz``: per customer, the change of each
         term; ``coefs``: draws x terms), the same sum computed per group of customers with the
@@ -92,10 +114,9 @@ class Response:
         (a driver step moves most customers by the same amount, so a few groups replace
         thousands of rows)."""
         dz = np.asarray(dz, dtype=float)
-        groups, inv = np.unique(dz, axis=0, return_inverse=True)
+        groups, inv = _unique_rows(dz)
         if 4 * len(groups) > len(dz):
             return self.change(dz @ coefs.T)
-        inv = np.asarray(inv).ravel()
         if self.base is not None:
             summed = Response(base=np.bincount(inv, weights=self.base, minlength=len(groups)),
                               scale=self.scale)
@@ -106,6 +127,20 @@ class Response:
             np.add.at(sums, inv, tab)
             summed = Response(table=sums, scale=self.scale)
         return summed.change(groups @ coefs.T)
+
+
+def _unique_rows(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(a, axis=0, return_inverse=True)`` for a 2-D float array, by each column's
+    unique values combined into one integer code (``axis=0`` sorts a structured view, about 50x
+    slower)."""
+    code = np.zeros(len(a), dtype=np.int64)
+    for j in range(a.shape[1]):
+        u, inv = np.unique(a[:, j], return_inverse=True)
+        code = code * len(u) + inv.ravel()
+        if j < a.shape[1] - 1:  # keep the code small: renumber the combinations seen so far
+            code = np.unique(code, return_inverse=True)[1].ravel()
+    _, first, inv = np.unique(code, return_index=True, return_inverse=True)
+    return a[first], inv.ravel()
 
 
 @dataclass
@@ -277,29 +312,44 @@ def purchase_responses(model: Any, data: pd.DataFrame, spend_per_tx: np.ndarray,
         return base_curve[:, j - 1] * (1 - w) + base_curve[:, j] * w
 
     weight = margin * spend_per_tx * alive
-    with np.errstate(all="ignore"):  # far out on the grid a few values fail: see _filled
-        rate, drop = _tables(model, params, x, T, at, pnbd, horizon, disc)
-    return {"purchase_rate": Response(table=_filled(weight[:, None] * rate), scale=scale),
-            "dropout": Response(table=_filled(weight[:, None] * drop), scale=scale)}
+
+    def rate() -> np.ndarray:
+        with np.errstate(all="ignore"):  # far out on the grid a few values fail: see _filled
+            return _filled(weight[:, None] * _rate_table(at, pnbd, horizon, disc))
+
+    def drop() -> np.ndarray:
+        with np.errstate(all="ignore"):
+            return _filled(weight[:, None] * _drop_table(model, params, x, T, at, pnbd,
+                                                         horizon, disc))
+
+    with np.errstate(all="ignore"):  # the rate table's middle column (no shift)
+        zero = weight * _value_of_curve(at, horizon, disc)
+    return {"purchase_rate": Response(make=rate, scale=scale,
+                                      zero=zero if np.isfinite(zero).all() else None),
+            "dropout": Response(make=drop, scale=scale)}
 
 
-def _tables(model: Any, params: dict[str, Any], x: np.ndarray, T: np.ndarray,
-            at: Callable[[np.ndarray], np.ndarray], pnbd: bool, horizon: int, disc: np.ndarray
-            ) -> tuple[np.ndarray, np.ndarray]:
-    """Discounted expected transactions per customer on :data:`GRID` for both mechanisms."""
-    rate = np.column_stack([
+def _rate_table(at: Callable[[np.ndarray], np.ndarray], pnbd: bool, horizon: int,
+                disc: np.ndarray) -> np.ndarray:
+    """Discounted expected transactions per customer on :data:`GRID` of the purchase rate."""
+    return np.column_stack([
         (np.exp(d) if pnbd else 1.0) * _value_of_curve(
             lambda h, d=d: at(h if pnbd else np.exp(d) * h), horizon, disc) for d in GRID])
+
+
+def _drop_table(model: Any, params: dict[str, Any], x: np.ndarray, T: np.ndarray,
+                at: Callable[[np.ndarray], np.ndarray], pnbd: bool, horizon: int,
+                disc: np.ndarray) -> np.ndarray:
+    """Discounted expected transactions per customer on :data:`GRID` of the dropout."""
     if pnbd:  # mu times c: E[Y(t)] = G(c t) / c
-        drop = np.column_stack([
+        return np.column_stack([
             np.exp(-d) * _value_of_curve(lambda h, d=d: at(np.exp(d) * h), horizon, disc)
             for d in GRID])
-    else:  # dropout propensity a times c in the posterior Beta(a c, b + x)
-        drop = np.column_stack([
-            _value_of_curve(lambda hh, d=d: np.column_stack(
-                [np.zeros(len(x)), _curve(model, {**params, "a": params["a"] * np.exp(d)},
-                                          x, T, hh[1:])]), horizon, disc) for d in GRID])
-    return rate, drop
+    # dropout propensity a times c in the posterior Beta(a c, b + x)
+    return np.column_stack([
+        _value_of_curve(lambda hh, d=d: np.column_stack(
+            [np.zeros(len(x)), _curve(model, {**params, "a": params["a"] * np.exp(d)},
+                                      x, T, hh[1:])]), horizon, disc) for d in GRID])
 
 
 def _filled(table: np.ndarray) -> np.ndarray:
