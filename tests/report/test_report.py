@@ -115,6 +115,7 @@ def test_figures_sections_and_json(figures: dict[str, Any]) -> None:
                                                "spend_margin", "referrals", "cost_to_serve"]
     lk = h["leakage"]
     assert lk["annual_revenue"]["estimate"] > 0 and lk["customers_lost"]["estimate"] > 0
+    assert 0 < lk["churn_rate"] < 1 and lk["active_at_start"] > lk["customers_lost"]["estimate"]
     assert figures["translation"]["available"] and figures["translation"]["rows"]
     r = figures["return"]
     assert r["available"] and r["best"] == "Faster onboarding"
@@ -219,7 +220,7 @@ def test_html_charts_and_content(page: str, figures: dict[str, Any]) -> None:
     assert "discount rate" in page and "margin rate" in page and "channel costs" in page
     st = figures["statement"]
     assert f"Customer equity at {st['start']}" in page and "Acquisition by cohort" in page
-    assert "revenue leakage from churn" in page
+    assert "revenue leakage from churn" in page and "churn and retention" in page
     p = figures["return"]["portfolio"]  # saved by `cxasset optimize`
     assert p["available"] and p["frontier"] and "Within a budget of" in page
     assert all(escape(n) in page for n in p["chosen"])

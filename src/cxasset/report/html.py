@@ -51,6 +51,12 @@ def _health(f: dict[str, Any]) -> list[Block]:
              f"{h['expected_transactions']:,.0f}"]]
     if h["top_decile_share"] is not None:
         rows.append(["share of equity in the top 10% of customers", _pct(h["top_decile_share"])])
+    if h.get("leakage") and h["leakage"]["churn_rate"] is not None:
+        lk = h["leakage"]
+        rows.append([f"churn and retention ({period_words(lk['start'], lk['end'])})",
+                     f"{_pct(lk['churn_rate'])} of the about {lk['active_at_start']:,.0f} "
+                     f"customers active at {lk['start']} were lost; retention "
+                     f"{_pct(1 - lk['churn_rate'])}"])
     if h.get("leakage"):
         lk = h["leakage"]
         share = lk["share_of_run_rate"]

@@ -243,7 +243,7 @@ def _lines(parts0: dict[str, np.ndarray], parts1: dict[str, np.ndarray], idx: np
         "spend_margin": (pm * margin * (e["s"] - parts0["s"]) * (parts0["g"] + e["g"]) / 2).sum(),
         "referrals": (pm * R * (re_ * e["d"] - r0 * parts0["d"])).sum(),
         "cost_to_serve": -(pm * (ce * e["d"] - c0 * parts0["d"])).sum(),
-        "lost": (p0 - p1).sum(),
+        "lost": (p0 - p1).sum(), "alive0": p0.sum(),
         "leakage": ((p0 - p1) * (rev0 + rev1) / 2).sum(),
         "run_rate": (parts1["p"] * parts1["s"] * parts1["y"]).sum(),
         "new_value": v1[new],
@@ -292,8 +292,7 @@ def build_statement(models: Sequence[Any], scorer: Callable[..., dict[str, np.nd
         return _lines(*parts, pos, new, rates, vs.margin_rate, R_)
 
     est = figures((parts0, parts1))
-    keys = ["opening", "closing", "opening_margin", "closing_margin", *LINES, "lost", "leakage",
-            "run_rate"]
+    keys = ["opening", "closing", "opening_margin", "closing_margin", *LINES, "lost", "leakage"]
     se = dict.fromkeys(keys, float("nan"))
     if interval:
         def vector(ms: Sequence[Any]) -> np.ndarray:
@@ -324,7 +323,10 @@ def build_statement(models: Sequence[Any], scorer: Callable[..., dict[str, np.nd
         by_cohort = [{"cohort": str(c), "customers": int(r["size"]), "value": float(r["sum"])}
                      for c, r in g.iterrows()]
     rr = float(est["run_rate"])
+    alive0 = float(est["alive0"])
     leak = {"customers_lost": entry("lost"), "annual_revenue": entry("leakage"),
+            "active_at_start": alive0,
+            "churn_rate": float(est["lost"]) / alive0 if alive0 > 0 else None,
             "share_of_run_rate": float(est["leakage"]) / rr if rr > 0 else None,
             "revenue_run_rate": rr,
             "definition": "expected customers lost between start and end (P(alive) at the start "
