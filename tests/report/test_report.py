@@ -221,6 +221,7 @@ def test_html_charts_and_content(page: str, figures: dict[str, Any]) -> None:
     st = figures["statement"]
     assert f"Customer equity at {st['start']}" in page and "Acquisition by cohort" in page
     assert "revenue leakage from churn" in page and "churn and retention" in page
+    assert figures["growth"]["referred_value"] > 0 and "a referred customer is worth $" in page
     p = figures["return"]["portfolio"]  # saved by `cxasset optimize`
     assert p["available"] and p["frontier"] and "Within a budget of" in page
     assert all(escape(n) in page for n in p["chosen"])

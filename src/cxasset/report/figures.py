@@ -400,7 +400,9 @@ def report_figures(ws: Any, seed: int = 0, start: Any = None) -> dict[str, Any]:
     v = value_workspace(ws)
     statement = _statement(ws, start, vmap)
     health = _health(ws, v, scen, cur, statement)
-    growth = _growth(vmap, lev, cur)
+    growth = {**_growth(vmap, lev, cur),
+              "referred_value": (vmap or {}).get("referred_value") or statement.get(
+                  "referred_value")}
     ret = _return(scen, port)
     trust = _trust(fit, settings, lev, vmap, scen)
     summary = _summary(health, statement, growth, ret, trust, cur)

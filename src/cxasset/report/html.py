@@ -166,10 +166,14 @@ def _growth(f: dict[str, Any]) -> list[Block]:
                                              ("undeclared", not e["declared"])) if on) or "–"]
                  for i, e in enumerate(lev["levers"], 1)]))
     out.append(("chart", "levers-chart"))
-    if lev["referrals"]:
-        out.append(("p", "Referral value: " + "; ".join(
-            f"{e['label']} {e['step']:+g} adds {money(e['impact']['mean'], cur)} through referrals"
-            for e in lev["referrals"]) + "."))
+    ref = g.get("referred_value")
+    if lev["referrals"] or ref:
+        parts = ([f"a referred customer is worth {money(ref, cur)} (margin to date plus expected "
+                  "margin of the customers acquired through referral, or the spec's "
+                  "assumption)"] if ref else [])
+        parts += [f"{e['label']} {e['step']:+g} adds {money(e['impact']['mean'], cur)} through "
+                  "referrals" for e in lev["referrals"]]
+        out.append(("p", "Referral value: " + "; ".join(parts) + "."))
     out.append(("h3", "Undeclared levers"))
     out.append(("p", ("Drivers the data shows matter but the value-map spec did not declare: "
                       + ", ".join(lev["undeclared"]) + ".") if lev["undeclared"]
