@@ -357,8 +357,9 @@ def _statement_sentence(st: dict[str, Any], cur: str) -> str:
     ret = lines["retention"]
     churn = (f"churn took {money(-ret, cur)}" if ret < 0 else
              f"customers seen to be still active added {money(ret, cur)}")
-    return (f"{capital(period_words(st['start'], st['end']))}, customer equity net of service "
-            f"cost {verb} from {money(o, cur)} to {money(c, cur)}: new customers added "
+    return (f"{capital(period_words(st['start'], st['end']))}, customer equity counting "
+            f"referrals and net of service cost {verb} from {money(o, cur)} to "
+            f"{money(c, cur)}: new customers added "
             f"{money(lines['acquisition'], cur)} and {churn} (about "
             f"{leak['customers_lost']['estimate']:,.0f} customers lost, "
             f"{money(leak['annual_revenue']['estimate'], cur)} of annual revenue).")
