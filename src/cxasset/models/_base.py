@@ -134,6 +134,11 @@ class BaseModel(ABC):
         (per row), or None when the model has no analytic gradient (then it is numerical)."""
         return None
 
+    def _row_scores(self, p: Mapping[str, Any], data: Mapping[str, np.ndarray]
+                    ) -> dict[str, np.ndarray]:
+        """The derivatives of :meth:`_ll_grad` alone (a model may skip the log-likelihood)."""
+        return self._ll_grad(p, data)[1]  # type: ignore[index]
+
     # ------------------------------------------------------------------ fitting
     def fit(self, data: pd.DataFrame, covariates: Mapping[str, Sequence[str]] | Sequence[str]
             | None = None, weights: np.ndarray | None = None,
@@ -419,7 +424,7 @@ class BaseModel(ABC):
                 return None
 
             def grad_eta(p: Mapping[str, Any]) -> list[np.ndarray]:
-                _, dp = self._ll_grad(p, arrays)  # type: ignore[misc]
+                dp = self._row_scores(p, arrays)
                 out = []
                 for n in names:
                     v, kind = p[n], self._constraints[n]

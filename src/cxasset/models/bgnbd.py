@@ -272,9 +272,16 @@ class BetaGeoModel(BaseModel):
         self._group_cache = (w, g)
         return g
 
-    def _ll_grad(self, p: Mapping[str, Any], data: Mapping[str, np.ndarray], grad: bool = True
-                 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Log-likelihood (Fader, Hardie & Lee 2005, eq. 6) in log space, and its gradient.
+    def _row_scores(self, p: Mapping[str, Any], data: Mapping[str, np.ndarray]
+                    ) -> dict[str, np.ndarray]:
+        if type(self)._ll_grad is not BetaGeoModel._ll_grad:  # a subclass's own likelihood
+            return super()._row_scores(p, data)
+        return self._ll_grad(p, data, value=False)[1]
+
+    def _ll_grad(self, p: Mapping[str, Any], data: Mapping[str, np.ndarray], grad: bool = True,
+                 value: bool = True) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Log-likelihood (Fader, Hardie & Lee 2005, eq. 6) in log space, and its gradient
+        (``value=False``: the gradient only, an empty log-likelihood).
 
         Terms that depend on one statistic only are evaluated on its unique values when the
         parameters they involve are the same for every row (no covariates on them).
@@ -289,12 +296,14 @@ class BetaGeoModel(BaseModel):
         la_T = on_unique(data, "T", lambda T: np.log(alpha + T), np.ndim(alpha) == 0)
         la_tx = on_unique(data, "recency", lambda tx: np.log(alpha + tx), np.ndim(alpha) == 0)
         rx = r + x
-        a1 = on_unique(data, "frequency", lambda u: gammaln(r + u) - gammaln(r), True) + r * np.log(alpha)
-        a2 = on_x(lambda u: betaln(a, b + u) - betaln(a, b))
         log_bx1 = on_x(lambda u: np.log(np.maximum(b + u - 1, 1e-300)))
         u = -rx * la_T
         v = np.where(x > 0, np.log(a) - log_bx1 - rx * la_tx, -np.inf)
-        ll = a1 + a2 + np.logaddexp(u, v)
+        ll = np.empty(0)
+        if value:
+            a1 = on_unique(data, "frequency", lambda u: gammaln(r + u) - gammaln(r), True) + r * np.log(alpha)
+            a2 = on_x(lambda u: betaln(a, b + u) - betaln(a, b))
+            ll = a1 + a2 + np.logaddexp(u, v)
         if not grad:
             return ll, {}
         pi = np.where(x > 0, 1.0 / (1.0 + np.exp(u - v)), 0.0)  # share of the "dropped at t_x" term

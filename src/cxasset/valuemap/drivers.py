@@ -89,6 +89,11 @@ class Design:
         """Model columns: the drivers (standardised), threshold terms, then the controls."""
         return [*self.drivers, *self.extra, *self.controls]
 
+    def copy(self) -> Design:
+        """A copy whose frame and term lists can be changed (e.g. threshold terms added)."""
+        return Design(self.frame.copy(), dict(self.drivers), list(self.controls),
+                      dict(self.extra), list(self.dropped))
+
     def raw(self, name: str, frame: pd.DataFrame | None = None) -> np.ndarray:
         """A driver back on its own scale (missing values at the median; a winsorised driver
         keeps its actual values in the column ``<name>:raw``)."""

@@ -77,6 +77,7 @@ class Estimate:
     seed: int = 0
     ws: Any = None
     models: dict[str, Any] = field(default_factory=dict)  # purchase, spend or retention model
+    design_args: tuple[Any, ...] = ()  # drivers, controls, winsor the design was built from
 
     @on_one_blas_thread
     def refit(self, rows: np.ndarray, frame: pd.DataFrame | None = None,
@@ -272,7 +273,12 @@ def estimate(ws: Any, drivers: Sequence[str] | None = None, controls: Sequence[s
     names = candidate_names(f) if drivers is None else list(drivers)
     if not names:
         raise ModelDataError("the book has no numeric customer feature to use as a driver")
-    design = build_design(f, names, controls, winsor=winsor)
+    design_args = (tuple(names), None if controls is None else tuple(controls), winsor)
+    if start is not None and start.design_args == design_args and not start.design.extra \
+            and start.features is f:  # the same design: copied, not rebuilt
+        design = start.design.copy()
+    else:
+        design = build_design(f, names, controls, winsor=winsor)
     for d, cut in (thresholds or {}).items():
         design.add_threshold(d, cut)
     rng = np.random.default_rng(seed)
@@ -344,7 +350,7 @@ def estimate(ws: Any, drivers: Sequence[str] | None = None, controls: Sequence[s
             responses["referrals"] = Response(base=rate * a_i * ref_val, scale=scale)
         referred_value = ref_val
     return Estimate(design, f, fits, responses, score_rows, equity, vs, referred_value, notes,
-                    fit_rows, cls, seed, ws, models)
+                    fit_rows, cls, seed, ws, models, design_args)
 
 
 def _purchase_mechanisms(f: pd.DataFrame, design: Design, fit_rows: np.ndarray,
@@ -412,8 +418,8 @@ def _referred_value(f: pd.DataFrame, clv: np.ndarray, rows: np.ndarray,
     of the customers acquired through a channel named like 'referral'."""
     if "acquisition_channel" not in f.columns:
         return None
-    ch = f["acquisition_channel"].astype("string").str.lower().fillna("")
-    is_ref = ch.str.contains("referr").to_numpy()[rows]
+    ch = f["acquisition_channel"].iloc[rows].astype("string").str.lower().fillna("")
+    is_ref = ch.str.contains("referr").to_numpy(dtype=bool)
     if is_ref.sum() < 30:
         return None
     if "recurring_revenue" in f.columns:  # subscription: revenue per period times periods lived
