@@ -13,6 +13,9 @@ from hypothesis import strategies as st
 from cxasset.exceptions import ModelDataError, NotFittedError
 from cxasset.models.paretonbd import (
     ParetoNBDModel,
+    _hyp2f1_cf,
+    _lgamma_quotient,
+    _log_hyp2f1_near1,
     log_hyp2f1_1,
     log_hyp2f1_1_grad,
     log_tail_integral,
@@ -184,6 +187,80 @@ def test_hypergeometric_kernel() -> None:
     a = log_tail_integral(3.0, 1.6, 2.0, 7.0, 1.0)
     b = log_tail_integral(1.6, 3.0, 7.0, 2.0, 1.0)
     assert float(a) == pytest.approx(float(b), rel=1e-12)
+
+
+NEAR1_CASES = [  # P, Q, z, log 2F1(1, P; P+Q; z) (mpmath.hyp2f1, mp.dps = 50); P (1-z) <= 1
+    (13119.44, 2.1164, 0.999935, 8.606535371484801),  # as met by a covariate fit (s -> inf)
+    (13119.44, 1.1164, 0.99998, 9.6544607032245219),
+    (6863.1, 28.1174, 0.9999231, 5.5176917302653919),
+    (4542.46, 1.0, 0.9999, 8.396478953489264),        # integer Q: the removable singularity
+    (2.2, 1.0, 0.8, 0.95839231851840355),
+    (2.2, 1.3, 0.8, 0.84250544897311272),
+    (0.05, 37.5, 0.99999999, 0.0013689255932571836),
+    (0.3, 2.000000001, 0.9999999997, 0.26236426229999241),
+    (35.0, 0.5, 0.999, 5.603535880258555),
+    (500.0, 64.49, 0.999, 2.1752988863345658),        # 63 steps of the recurrence
+    (7.5, 2.9999, 0.9, 1.1496885206322762),
+    (1.5, 3.0, 0.5, 0.19829751499194298),
+    (0.05, 1.000000000001, 0.9999862027033853, 0.44185089525223514),
+    (0.1464901207362255, 64.5, 0.999999, 0.002304271811348387),
+    (0.1464901207362255, 1.0, 0.5, 0.08665935089015514),
+    (795.2707287670507, 0.51, 0.9999487503384947, 8.615511913698349),
+    (20000.0, 2.0, 0.9999862027033853, 9.469481482730938),
+    (0.42918710946627847, 30.0, 0.9999862027033853, 0.014690899238042015)]
+
+
+def test_near_one_series_against_mpmath() -> None:
+    """The series about z = 1 (and log_hyp2f1_1, which routes these points to it) against
+    mpmath, near integer Q included: ~1e-14 where the continued fraction needs hundreds of
+    iterations (and is good to only ~1e-11 there)."""
+    P, Q, z, want = (np.array(v) for v in zip(*NEAR1_CASES, strict=True))
+    got, ok = _log_hyp2f1_near1(P, Q, z)
+    assert ok.all()
+    np.testing.assert_allclose(got, want, rtol=1e-13, atol=2e-14)
+    np.testing.assert_allclose(log_hyp2f1_1(P, Q, z), want, rtol=1e-13, atol=2e-14)
+
+
+def test_near_one_series_against_continued_fraction() -> None:
+    """On a grid of small and large P, Q across and next to the integers (the connection
+    formula's removable singularities) and z towards 1, with P (1-z) <= 1: the error bound
+    accepts the series nearly everywhere, and the series equals the continued fraction where
+    that converges in 400 iterations, to the fraction's own accuracy there (against mpmath at
+    50 digits on this grid: the series 1.7e-14 absolute in log, the fraction 1.6e-11)."""
+    P, Q, w = (v.ravel() for v in np.meshgrid(
+        np.geomspace(0.05, 2e4, 13),
+        [0.5, 0.51, 0.99, 1.0, 1.0 + 1e-12, 1.0 - 1e-9, 1.4999, 1.5, 2.0, 2.49, 3.0 + 1e-6,
+         7.3, 30.0, 64.5, 65.49],
+        np.geomspace(1e-6, 0.5, 11)))
+    keep = (P * w <= 1.0) & (P + Q > 1.0)
+    P, Q, z = P[keep], Q[keep], 1.0 - w[keep]
+    ref, conv = _hyp2f1_cf(P, Q, z)
+    assert conv.mean() > 0.5
+    got, ok = _log_hyp2f1_near1(P, Q, z)
+    assert ok.mean() > 0.99
+    both = ok & conv
+    np.testing.assert_allclose(got[both], np.log(ref[both]), rtol=0, atol=3e-11)
+    fast = log_hyp2f1_1(P, Q, z)
+    np.testing.assert_allclose(fast[ok], got[ok], rtol=0, atol=1e-13)
+    np.testing.assert_allclose(fast[conv], np.log(ref[conv]), rtol=0, atol=3e-11)
+
+
+def test_lgamma_quotient() -> None:
+    """(lgamma(x+eps) - lgamma(x))/eps by Stirling's series: digamma at eps = 0, the difference
+    of lgamma where it does not cancel, and the Taylor series in eps (polygamma)."""
+    from scipy.special import digamma, gammaln, polygamma
+
+    x = np.geomspace(10.0, 1e6, 9)
+    np.testing.assert_allclose(_lgamma_quotient(x, np.zeros_like(x)), digamma(x), rtol=1e-15)
+    e = np.full_like(x, 0.5)
+    small = x < 100
+    np.testing.assert_allclose(_lgamma_quotient(x, e)[small],
+                               ((gammaln(x + e) - gammaln(x)) / e)[small], rtol=1e-13)
+    for eps in (1e-9, -0.3, 0.49):
+        e = np.full_like(x, eps)
+        taylor = sum(polygamma(k - 1, x) * eps ** (k - 1) / np.prod(np.arange(1.0, k + 1))
+                     for k in range(1, 25))
+        np.testing.assert_allclose(_lgamma_quotient(x, e), taylor, rtol=1e-15)
 
 
 def _central(f, theta: np.ndarray, h: float = 1e-5) -> np.ndarray:

@@ -43,7 +43,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy.special import betainc, betaln, digamma, expit, gammaln, hyp2f1
+from scipy.special import betainc, betaln, digamma, expit, gammaln, hyp2f1, zeta
 
 from cxasset.exceptions import ModelDataError
 from cxasset.models._base import BaseModel, Constraint, logaddexp, wsum
@@ -58,6 +58,9 @@ def _hyp2f1_cf(P: np.ndarray, Q: np.ndarray, z: np.ndarray, max_iter: int = 400
 
     It is the continued fraction of the incomplete beta function (Numerical Recipes ``betacf``)
     with ``a = P+Q-1``, ``b = 1-Q``. Returns the values and a mask of the converged entries.
+    An entry's value is taken at the first iteration with ``|step - 1| < 1e-15``; the arrays are
+    compacted only when a quarter of the entries are done or every 32 iterations (the loop's cost
+    is numpy's per-call overhead, not arithmetic).
     """
     a, b, x = P + Q - 1.0, 1.0 - Q, z
     out = np.full(x.shape, np.nan)
@@ -68,6 +71,8 @@ def _hyp2f1_cf(P: np.ndarray, Q: np.ndarray, z: np.ndarray, max_iter: int = 400
     d = 1.0 - qab * x / qap
     d = 1.0 / np.where(np.abs(d) < _TINY, _TINY, d)
     h = d.copy()
+    stored = np.zeros(x.shape, dtype=bool)
+    n_stored, since = 0, 0
     for m in range(1, max_iter + 1):
         m2 = 2 * m
         for aa in (m * (b - m) * x / ((qam + m2) * (a + m2)),
@@ -78,14 +83,20 @@ def _hyp2f1_cf(P: np.ndarray, Q: np.ndarray, z: np.ndarray, max_iter: int = 400
             c = np.where(np.abs(c) < _TINY, _TINY, c)
             step = d * c
             h = h * step
-        done = np.abs(step - 1.0) < 1e-15
-        if done.any():
-            out[idx[done]], ok[idx[done]] = h[done], True
-            keep = ~done
-            idx, a, b, x, qab, qap, qam, c, d, h = (
-                v[keep] for v in (idx, a, b, x, qab, qap, qam, c, d, h))
-            if idx.size == 0:
-                break
+        new = (np.abs(step - 1.0) < 1e-15) & ~stored
+        n_new = np.count_nonzero(new)
+        if n_new:
+            out[idx[new]], ok[idx[new]] = h[new], True
+            stored |= new
+            n_stored += n_new
+        since += 1
+        if n_stored == stored.size:
+            break
+        if n_stored and (4 * n_stored > stored.size or since >= 32):
+            since, n_stored = 0, 0
+            keep = ~stored
+            idx, a, b, x, qab, qap, qam, c, d, h, stored = (
+                v[keep] for v in (idx, a, b, x, qab, qap, qam, c, d, h, stored))
     return out, ok
 
 
@@ -116,12 +127,118 @@ def _log_hyp2f1_quad(P: np.ndarray, Q: np.ndarray, z: np.ndarray) -> np.ndarray:
     return np.log(a) - a * np.log(z) + (Q - 1.0) * np.log1p(-z) + integral
 
 
+_EULER = 0.5772156649015329
+_ZETA = zeta(np.arange(2.0, 64.0), 1.0)  # zeta(2), ..., zeta(63)
+_NEAR1_MAX_PW = 1.0  # P (1-z) at most this: the z -> 1 series (the fraction is slow there)
+_NEAR1_MAX_STEPS = 64  # recurrence steps in Q at most
+
+
+def _ratio(num: np.ndarray, den: np.ndarray, limit: float | np.ndarray) -> np.ndarray:
+    """``num / den``, ``limit`` where ``den == 0``."""
+    zero = den == 0.0
+    return np.where(zero, limit, num / np.where(zero, 1.0, den))
+
+
+# Stirling's series: lgamma(x) = (x-1/2) log x - x + log(2 pi)/2 + sum_k c_k x^(1-2k)
+_STIRLING = (1 / 12, -1 / 360, 1 / 1260, -1 / 1680, 1 / 1188, -691 / 360360, 1 / 156,
+             -3617 / 122400)
+
+
+def _lgamma_quotient(x: np.ndarray, eps: np.ndarray) -> np.ndarray:
+    """``(lgamma(x+eps) - lgamma(x)) / eps`` for ``x >= 10``, ``|eps| <= 1/2`` (``digamma(x)`` at
+    ``eps = 0``) without cancellation: Stirling's series differenced term by term (~1e-16)."""
+    t = eps / x
+    lt = np.log1p(t)
+    out = (x - 0.5) * _ratio(lt, t, 1.0) / x + np.log(x + eps) - 1.0
+    for k, c in enumerate(_STIRLING, start=1):
+        m = 2 * k - 1
+        out = out + c * x ** (-m - 1) * _ratio(np.expm1(-m * lt), t, float(-m))
+    return out
+
+
+def _log_hyp2f1_near1(P: np.ndarray, Q: np.ndarray, z: np.ndarray, max_terms: int = 400
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """``log 2F1(1, P; P+Q; z)`` near ``z = 1`` (``P w`` small, ``w = 1-z``) for ``Q >= 1/2``.
+
+    With ``Q = k + eps`` (``k`` an integer, ``-1/2 <= eps < 1/2``), ``F(1+eps)`` by the ``z -> 1-z``
+    connection formula (Abramowitz & Stegun 15.3.6) with its removable singularity at ``eps = 0``
+    divided out: ``F = S + P (dS - z^-P dG)``, ``S = sum_n (P)_n w^n / (1-eps)_n``,
+    ``dS = (S - z^-P)/eps = sum_n (P)_n w^n/n! (prod_(j<=n) j/(j-eps) - 1)/eps`` and
+    ``dG = (G - 1)/eps``, ``G = (w/z)^eps Gamma(P+1+eps) Gamma(1-eps) / Gamma(P+1)``, the log-gamma
+    differences by their Taylor series (polygamma, zeta). For ``P w`` small all three terms are
+    positive. Then ``F(q+1) = (P+q)(1 - w F(q)) / (q z)`` (from the incomplete beta form) up to ``Q``,
+    which damps errors while ``w F(q) <= 1/2``. Returns the values and a mask of the entries
+    where the series converged, the terms did not cancel by more than half and every step was
+    damped (the others go to the continued fraction).
+    """
+    w = 1.0 - z
+    k0 = np.floor(Q + 0.5)
+    eps = Q - k0
+    n_pts = z.size
+    S, dS = np.ones(n_pts), np.zeros(n_pts)
+    u, le = np.ones(n_pts), np.zeros(n_pts)
+    done = np.zeros(n_pts, dtype=bool)
+    with np.errstate(all="ignore"):
+        for n in range(1, max_terms + 1):
+            u = u * (P + (n - 1)) * w / n            # (P)_n w^n / n!
+            t = eps / n
+            le = le + _ratio(-np.log1p(-t), t, 1.0) / n   # L_n / eps, L_n = -sum log(1 - eps/j)
+            L = eps * le
+            term = u * np.exp(L)
+            d_term = u * _ratio(np.expm1(L), L, 1.0) * le
+            S, dS = S + term, dS + d_term
+            if n % 8 == 0:  # the terms fall at least geometrically at the ratio r from here
+                r = (P + n) * w / (n + 0.5)
+                done |= ((r < 0.9) & (term * r <= 1e-17 * (1 - r) * S)
+                         & (d_term * 2 * r <= 1e-17 * (1 - r) * dS))
+                if done.all():
+                    break
+        # R1 = (lgamma(P+1+eps) - lgamma(P+1))/eps, R2 = lgamma(1-eps)/eps, by Taylor series;
+        # R1's argument first raised to x >= 10 by lgamma(x+1) = lgamma(x) + log(x)
+        shift = np.maximum(np.ceil(9.0 - P), 0.0)
+        x = P + 1.0 + shift
+        R1, R2 = np.zeros(n_pts), np.full(n_pts, _EULER)
+        for j in range(int(np.max(shift, initial=0.0))):
+            xj = P + 1.0 + j
+            R1 = R1 - np.where(j < shift, _ratio(np.log1p(eps / xj), eps / xj, 1.0) / xj, 0.0)
+        R1 = R1 + _lgamma_quotient(x, eps)
+        ek = eps.copy()
+        for k in range(2, 63):
+            R2 = R2 + _ZETA[k - 2] * ek / k
+            ek = ek * eps
+        lz = np.log(z)
+        lw = np.log(w)
+        lam_e = lw - lz + R1 + R2              # log(G) / eps
+        g = np.exp(-P * lz) * _ratio(np.expm1(eps * lam_e), eps * lam_e, 1.0)
+        F = S + P * (dS - g * lam_e)
+        # a bound on the relative error in units of rounding: the cancellation in log(G)/eps and
+        # in F, then e <- e w F/(1 - w F) + 1 per step of the recurrence; accepted up to 256
+        scale = S + P * dS + P * g * (np.abs(lw) - lz + np.abs(R1) + np.abs(R2))
+        err = _ratio(scale, F, np.inf)
+        # the recurrence on the entries sorted by their number of steps: the active ones are a prefix
+        steps = (k0 - 1.0).astype(np.int64)
+        order = np.argsort(-steps, kind="stable")
+        n_active = np.bincount(steps, minlength=int(steps.max(initial=0)) + 1)[::-1].cumsum()[::-1]
+        Fs, Ps, ws, zs, qs = F[order], P[order], w[order], z[order], 1.0 + eps[order]
+        es = err[order]
+        for j in range(1, len(n_active)):
+            n = n_active[j]
+            wf = ws[:n] * Fs[:n]
+            es[:n] = es[:n] * np.where(wf < 1.0, wf / (1.0 - wf), np.inf) + 1.0
+            Fs[:n] = (Ps[:n] + qs[:n]) * (1.0 - wf) / (qs[:n] * zs[:n])
+            qs[:n] += 1.0
+        F[order] = Fs
+        err[order] = es
+        return np.log(F), done & (err <= 256.0) & (F > 0.0)
+
+
 def log_hyp2f1_1(P: np.ndarray, Q: np.ndarray, z: np.ndarray) -> np.ndarray:
     """``log 2F1(1, P; P+Q; z)`` for ``P, Q > 0`` and ``0 <= z < 1``, accurate to ~1e-12.
 
     Small ``z``: scipy's series. Otherwise the continued fraction; for ``Q < 1`` the regularised
-    incomplete beta function (``2F1 = a z^-a (1-z)^(Q-1) B(a, 1-Q) I_z(a, 1-Q)``, ``a = P+Q-1``),
-    and quadrature of its integral where the fraction is slow (``z`` very near 1).
+    incomplete beta function (``2F1 = a z^-a (1-z)^(Q-1) B(a, 1-Q) I_z(a, 1-Q)``, ``a = P+Q-1``);
+    for ``P (1-z) <= 1`` (where the fraction needs hundreds of iterations) the series about
+    ``z = 1`` (:func:`_log_hyp2f1_near1`); quadrature of the integral where neither converges.
     """
     shape = np.broadcast_shapes(np.shape(P), np.shape(Q), np.shape(z))
     if np.all(np.asarray(z) <= 0.5):  # the common case: scipy's series throughout, no masks
@@ -132,14 +249,26 @@ def log_hyp2f1_1(P: np.ndarray, Q: np.ndarray, z: np.ndarray) -> np.ndarray:
     with np.errstate(all="ignore"):
         small = z <= 0.5
         out[small] = np.log(hyp2f1(1.0, P[small], P[small] + Q[small], z[small]))
+        # the series about z = 1 where the fraction is slow: z near 1, or near its turning point
+        # z = (P+Q)/(P+2) (NR's criterion); elsewhere the fraction needs ~30 iterations at most
+        rest = ~small
+        w = 1.0 - z
+        near = np.flatnonzero(rest & (Q >= 0.5) & (P * w <= _NEAR1_MAX_PW)
+                              & (Q < _NEAR1_MAX_STEPS + 1.5)
+                              & ((w < 0.1) | (z * (P + 2.0) > 0.9 * (P + Q))))
+        if near.size:
+            val, ok = _log_hyp2f1_near1(P[near], Q[near], z[near])
+            out[near[ok]] = val[ok]
+            rest[near[ok]] = False
         # Q < 1: incomplete beta where the fraction is slow (z above the mode, NR's criterion)
-        beta_ok = ~small & (Q < 1.0) & (z > (P + Q) / (P + 2.0))
+        beta_ok = rest & (Q < 1.0) & (z > (P + Q) / (P + 2.0))
         if beta_ok.any():
             p, q, zz = P[beta_ok], Q[beta_ok], z[beta_ok]
             a = p + q - 1.0
             out[beta_ok] = (np.log(a) - a * np.log(zz) + (q - 1.0) * np.log1p(-zz)
                             + betaln(a, 1.0 - q) + np.log(betainc(a, 1.0 - q, zz)))
-        rest = np.flatnonzero(~small & ~beta_ok)
+            rest &= ~beta_ok
+        rest = np.flatnonzero(rest)
         if rest.size:
             val, ok = _hyp2f1_cf(P[rest], Q[rest], z[rest])
             out[rest[ok]] = np.log(val[ok])
@@ -232,10 +361,13 @@ def log_hyp2f1_1_grad(P: np.ndarray, Q: np.ndarray, z: np.ndarray
                     o[small] = v
             big = ~small
             p, q, zz = P[big], Q[big], z[big]
-            val = log_hyp2f1_1(p, q, zz)
             hp, hq = 1e-4 * p, 1e-4 * q
-            dp = (log_hyp2f1_1(p + hp, q, zz) - log_hyp2f1_1(p - hp, q, zz)) / (2 * hp)
-            dq = (log_hyp2f1_1(p, q + hq, zz) - log_hyp2f1_1(p, q - hq, zz)) / (2 * hq)
+            # the value and the four shifted ones in one call (one pass of the fraction's loop)
+            val, p_up, p_dn, q_up, q_dn = np.split(log_hyp2f1_1(
+                np.concatenate([p, p + hp, p - hp, p, p]),
+                np.concatenate([q, q, q, q + hq, q - hq]), np.tile(zz, 5)), 5)
+            dp = (p_up - p_dn) / (2 * hp)
+            dq = (q_up - q_dn) / (2 * hq)
             a = p + q - 1.0
             dz = -a / zz + (1.0 - q) / (1.0 - zz) + a / (zz * (1.0 - zz)) * np.exp(-val)
             for o, v in zip(outs, (val, dp, dq, dz), strict=True):
@@ -419,8 +551,14 @@ class ParetoNBDModel(BaseModel):
         which needs no division by ``I(t_x) - I(T)`` and is exact (zero) when ``t_x = T``."""
         r, alpha, s, beta = p["r"], p["alpha"], p["s"], p["beta"]
         x, tx, T = data["frequency"], data["recency"], data["T"]
-        i_T, g_T = self._side(p, x, T, grad=True)
-        i_tx, g_tx = self._side(p, x, tx, grad=True)
+        n = len(x)
+        # both tail integrals in one call (the kernel's loop costs per call, not per row)
+        p2 = {k: np.concatenate([v, v]) if np.ndim(v) else v for k, v in p.items()}
+        i_both, g_both = self._side(p2, np.concatenate([x, x]), np.concatenate([T, tx]),
+                                    grad=True)
+        i_T, i_tx = i_both[:n], i_both[n:]
+        g_T = {k: v[:n] for k, v in g_both.items()}
+        g_tx = {k: v[n:] for k, v in g_both.items()}
         la_T, lb_T, ls = np.log(alpha + T), np.log(beta + T), np.log(s)
         rx = r + x
         alive = -rx * la_T - s * lb_T
