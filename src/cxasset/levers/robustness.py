@@ -76,7 +76,7 @@ def dml(est: Estimate, driver: str, mechanism: str, rows: np.ndarray, seed: int 
     y_all, ok = observable(est, mechanism)
     others = [t for t in est.design.terms if t != driver
               and est.design.extra.get(t, ("",))[0] != driver]
-    X = est.design.frame[others].to_numpy(dtype=float)[rows]
+    X = est.design.frame[others].iloc[rows].to_numpy(dtype=float)
     fold = np.random.default_rng(seed).integers(0, 2, len(rows))
     cache = {} if cache is None else cache
     if driver not in cache:
