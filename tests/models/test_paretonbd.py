@@ -245,6 +245,24 @@ def test_near_one_series_against_continued_fraction() -> None:
     np.testing.assert_allclose(fast[conv], np.log(ref[conv]), rtol=0, atol=3e-11)
 
 
+def test_near_one_series_rejects_what_it_cannot_do() -> None:
+    """Beyond P (1-z) ~ 1 the series' terms cancel (they grow like e^(P(1-z))): its error bound
+    must then refuse the value rather than return a wrong one (the continued fraction, fast
+    there, is the reference)."""
+    rng = np.random.default_rng(8)
+    n = 4000
+    P = np.exp(rng.uniform(np.log(1.0), np.log(2e4), n))
+    w = np.exp(rng.uniform(np.log(1.0), np.log(300.0), n)) / P
+    keep = w < 0.5
+    P, w = P[keep], w[keep]
+    Q = rng.uniform(0.5, 65.4, P.size)
+    z = 1.0 - w
+    got, ok = _log_hyp2f1_near1(P, Q, z)
+    ref, conv = _hyp2f1_cf(P, Q, z)
+    assert ok.mean() < 0.5 and conv[ok].all()
+    np.testing.assert_allclose(got[ok], np.log(ref[ok]), rtol=1e-12, atol=1e-12)
+
+
 def test_lgamma_quotient() -> None:
     """(lgamma(x+eps) - lgamma(x))/eps by Stirling's series: digamma at eps = 0, the difference
     of lgamma where it does not cancel, and the Taylor series in eps (polygamma)."""

@@ -150,10 +150,26 @@ def _lgamma_quotient(x: np.ndarray, eps: np.ndarray) -> np.ndarray:
     t = eps / x
     lt = np.log1p(t)
     out = (x - 0.5) * _ratio(lt, t, 1.0) / x + np.log(x + eps) - 1.0
+    inv2 = 1.0 / (x * x)
+    xp = inv2
+    x_min = float(np.min(x, initial=np.inf))
     for k, c in enumerate(_STIRLING, start=1):
         m = 2 * k - 1
-        out = out + c * x ** (-m - 1) * _ratio(np.expm1(-m * lt), t, float(-m))
+        if abs(c) * (m + 1) * x_min ** (-m - 1) < 1e-18:  # this term and the next are negligible
+            break
+        out = out + c * xp * _ratio(np.expm1(-m * lt), t, float(-m))
+        xp = xp * inv2
     return out
+
+
+def _lgamma_1m_quotient(eps: np.ndarray) -> np.ndarray:
+    """``lgamma(1-eps) / eps`` for ``|eps| <= 1/2`` (Euler's constant at 0): its Taylor series
+    ``gamma + sum_(k>=2) zeta(k) eps^(k-1) / k``, on the unique values of ``eps``."""
+    u, inv = np.unique(eps, return_inverse=True)
+    acc = np.zeros_like(u)
+    for k in range(len(_ZETA) + 1, 1, -1):  # Horner, from the smallest term
+        acc = acc * u + _ZETA[k - 2] / k
+    return (_EULER + u * acc)[inv.reshape(eps.shape)]
 
 
 def _log_hyp2f1_near1(P: np.ndarray, Q: np.ndarray, z: np.ndarray, max_terms: int = 400
@@ -164,28 +180,33 @@ def _log_hyp2f1_near1(P: np.ndarray, Q: np.ndarray, z: np.ndarray, max_terms: in
     connection formula (Abramowitz & Stegun 15.3.6) with its removable singularity at ``eps = 0``
     divided out: ``F = S + P (dS - z^-P dG)``, ``S = sum_n (P)_n w^n / (1-eps)_n``,
     ``dS = (S - z^-P)/eps = sum_n (P)_n w^n/n! (prod_(j<=n) j/(j-eps) - 1)/eps`` and
-    ``dG = (G - 1)/eps``, ``G = (w/z)^eps Gamma(P+1+eps) Gamma(1-eps) / Gamma(P+1)``, the log-gamma
-    differences by their Taylor series (polygamma, zeta). For ``P w`` small all three terms are
-    positive. Then ``F(q+1) = (P+q)(1 - w F(q)) / (q z)`` (from the incomplete beta form) up to ``Q``,
-    which damps errors while ``w F(q) <= 1/2``. Returns the values and a mask of the entries
-    where the series converged, the terms did not cancel by more than half and every step was
-    damped (the others go to the continued fraction).
+    ``dG = (G - 1)/eps``, ``G = (w/z)^eps Gamma(P+1+eps) Gamma(1-eps) / Gamma(P+1)``, every
+    quotient by ``eps`` in a form without cancellation (``log1p``, ``expm1``, Stirling's series,
+    the Taylor series of ``lgamma(1-eps)``); ``eps = 0`` is taken as ``1e-150``, at which each of
+    them equals its limit in floating point. Then ``F(q+1) = (P+q)(1 - w F(q)) / (q z)`` (from the
+    incomplete beta form) up to ``Q``, which multiplies a relative error by ``w F / (1 - w F)``
+    (``0 < w F < 1`` for the true values).
+    Returns the values and a mask of the entries where the series converged and a running bound
+    on the relative error (cancellation, then the recurrence) stays below 256 roundings; the
+    others go to the continued fraction.
     """
     w = 1.0 - z
     k0 = np.floor(Q + 0.5)
     eps = Q - k0
+    eps = np.where(eps == 0.0, 1e-150, eps)
     n_pts = z.size
     S, dS = np.ones(n_pts), np.zeros(n_pts)
     u, le = np.ones(n_pts), np.zeros(n_pts)
     done = np.zeros(n_pts, dtype=bool)
     with np.errstate(all="ignore"):
         for n in range(1, max_terms + 1):
-            u = u * (P + (n - 1)) * w / n            # (P)_n w^n / n!
+            u = u * (P + (n - 1)) * (w / n)          # (P)_n w^n / n!
             t = eps / n
-            le = le + _ratio(-np.log1p(-t), t, 1.0) / n   # L_n / eps, L_n = -sum log(1 - eps/j)
+            le = le - np.log1p(-t) / t / n           # L_n / eps, L_n = -sum_(j<=n) log(1 - eps/j)
             L = eps * le
-            term = u * np.exp(L)
-            d_term = u * _ratio(np.expm1(L), L, 1.0) * le
+            e = np.expm1(L)
+            term = u + u * e
+            d_term = u * (e / eps)
             S, dS = S + term, dS + d_term
             if n % 8 == 0:  # the terms fall at least geometrically at the ratio r from here
                 r = (P + n) * w / (n + 0.5)
@@ -193,28 +214,25 @@ def _log_hyp2f1_near1(P: np.ndarray, Q: np.ndarray, z: np.ndarray, max_terms: in
                          & (d_term * 2 * r <= 1e-17 * (1 - r) * dS))
                 if done.all():
                     break
-        # R1 = (lgamma(P+1+eps) - lgamma(P+1))/eps, R2 = lgamma(1-eps)/eps, by Taylor series;
-        # R1's argument first raised to x >= 10 by lgamma(x+1) = lgamma(x) + log(x)
+        # R1 = (lgamma(P+1+eps) - lgamma(P+1))/eps, R2 = lgamma(1-eps)/eps; R1's argument first
+        # raised to x >= 10 by lgamma(x+1) = lgamma(x) + log(x)
         shift = np.maximum(np.ceil(9.0 - P), 0.0)
         x = P + 1.0 + shift
-        R1, R2 = np.zeros(n_pts), np.full(n_pts, _EULER)
+        R1 = _lgamma_quotient(x, eps)
         for j in range(int(np.max(shift, initial=0.0))):
-            xj = P + 1.0 + j
-            R1 = R1 - np.where(j < shift, _ratio(np.log1p(eps / xj), eps / xj, 1.0) / xj, 0.0)
-        R1 = R1 + _lgamma_quotient(x, eps)
-        ek = eps.copy()
-        for k in range(2, 63):
-            R2 = R2 + _ZETA[k - 2] * ek / k
-            ek = ek * eps
+            t = eps / (P + 1.0 + j)
+            R1 = R1 - np.where(j < shift, np.log1p(t) / eps, 0.0)
+        R2 = _lgamma_1m_quotient(eps)
         lz = np.log(z)
         lw = np.log(w)
         lam_e = lw - lz + R1 + R2              # log(G) / eps
-        g = np.exp(-P * lz) * _ratio(np.expm1(eps * lam_e), eps * lam_e, 1.0)
+        lam = eps * lam_e
+        g = np.exp(-P * lz) * (np.expm1(lam) / lam)
         F = S + P * (dS - g * lam_e)
         # a bound on the relative error in units of rounding: the cancellation in log(G)/eps and
         # in F, then e <- e w F/(1 - w F) + 1 per step of the recurrence; accepted up to 256
         scale = S + P * dS + P * g * (np.abs(lw) - lz + np.abs(R1) + np.abs(R2))
-        err = _ratio(scale, F, np.inf)
+        err = np.where(F > 0.0, scale / np.where(F > 0.0, F, 1.0), np.inf)
         # the recurrence on the entries sorted by their number of steps: the active ones are a prefix
         steps = (k0 - 1.0).astype(np.int64)
         order = np.argsort(-steps, kind="stable")
@@ -224,12 +242,12 @@ def _log_hyp2f1_near1(P: np.ndarray, Q: np.ndarray, z: np.ndarray, max_terms: in
         for j in range(1, len(n_active)):
             n = n_active[j]
             wf = ws[:n] * Fs[:n]
-            es[:n] = es[:n] * np.where(wf < 1.0, wf / (1.0 - wf), np.inf) + 1.0
+            es[:n] = es[:n] * np.where((wf > 0.0) & (wf < 1.0), wf / (1.0 - wf), np.inf) + 1.0
             Fs[:n] = (Ps[:n] + qs[:n]) * (1.0 - wf) / (qs[:n] * zs[:n])
             qs[:n] += 1.0
         F[order] = Fs
         err[order] = es
-        return np.log(F), done & (err <= 256.0) & (F > 0.0)
+        return np.log(F), done & (err <= 256.0)  # err is infinite unless F stayed positive
 
 
 def log_hyp2f1_1(P: np.ndarray, Q: np.ndarray, z: np.ndarray) -> np.ndarray:
