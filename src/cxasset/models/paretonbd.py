@@ -20,6 +20,10 @@ with ``A >= B`` the larger and smaller of ``alpha, beta``, ``P, Q`` their expone
 (always when ``alpha >= beta``), so nothing overflows for any ``x`` or ``T``, unlike the note's
 form (which overflows near ``x = 150``).
 
+``log 2F1`` (:func:`log_hyp2f1_1`): scipy's series for ``z <= 0.5``, else Gauss' continued fraction,
+except near ``z = 1`` with ``P (1-z) <= 1``, where the fraction needs hundreds of iterations and the
+series about ``z = 1`` (:func:`_log_hyp2f1_near1`) needs ~20 terms.
+
 The fit uses the analytic gradient (:func:`log_tail_integral_grad`: closed form in ``alpha``, ``beta``;
 the series differentiated term by term, or central differences of the kernel above
 ``z = 0.7``, in ``r``, ``s``). Without covariates the tail integrals are evaluated once per
