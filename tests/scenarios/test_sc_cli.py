@@ -78,12 +78,13 @@ def ws(sc_ws: Path, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def prepared(planner: Planner, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """``prepare`` replaced by the session planner; returns the months each call asked for."""
+    """``prepare`` replaced by the session planner; returns the months each call prepares (as
+    ``prepare`` does: those asked for, else the longest horizon of the scenarios passed)."""
     calls: list[int] = []
 
-    def fake(ws: Any, months: int = 36, **kw: Any) -> Planner:
+    def fake(ws: Any, months: int | None = None, **kw: Any) -> Planner:
         assert ws.settings.currency == "USD"
-        calls.append(months)
+        calls.append(months or max(s.horizon_months for s in kw["scenarios"]))
         return planner
 
     monkeypatch.setattr("cxasset.scenarios.simulate.prepare", fake)
