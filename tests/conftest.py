@@ -79,32 +79,36 @@ def cdnow_fitted(copy_cdnow_ws: Callable[[], Path]) -> tuple[Path, FitReport]:
 
 
 def steady_book(root: Path, customers: int, seed: int, kind: str = "transactions",
-                steady: bool = True) -> Path:
+                steady: bool = True, drop: tuple[str, ...] = ()) -> Path:
     """A synthetic book ingested into ``root/ws`` (returned); ``steady``: customers are acquired
-    over the whole 104-week window (so there are new cohorts), else the generator's default."""
+    over the whole 104-week window (so there are new cohorts), else the generator's default;
+    the tables named in ``drop`` are deleted from the book before ingest."""
     from cxasset.synth import SynthParams, generate
 
     p = SynthParams()
     if steady:
         p = dataclasses.replace(p, calendar={**p.calendar, "acquisition_weeks": 104})
     generate(root / "book", customers=customers, seed=seed, kind=kind, params=p)
+    for table in drop:
+        (root / "book" / f"{table}.parquet").unlink()
     _ingest_quietly(root / "book", root / "ws").close()
     return root / "ws"
 
 
 @pytest.fixture(scope="session")
 def synth_ws(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
-    """``synth_ws(customers, seed, kind="transactions", steady=True, fit=None)``: the workspace
-    of a synthetic book (see :func:`steady_book`), made once per session for each set of
-    arguments; ``fit`` names a model to fit with ``fit_workspace`` ("auto", "bgbb", ...).
+    """``synth_ws(customers, seed, kind="transactions", steady=True, fit=None, drop=())``: the
+    workspace of a synthetic book (see :func:`steady_book`), made once per session for each set
+    of arguments; ``fit`` names a model to fit with ``fit_workspace`` ("auto", "bgbb", ...).
     Read only: copy it (``shutil.copytree``) before writing."""
     made: dict[tuple, Path] = {}
 
     def get(customers: int, seed: int, kind: str = "transactions", steady: bool = True,
-            fit: str | None = None) -> Path:
-        key = (customers, seed, kind, steady, fit)
+            fit: str | None = None, drop: tuple[str, ...] = ()) -> Path:
+        key = (customers, seed, kind, steady, fit, drop)
         if key not in made:
-            path = steady_book(tmp_path_factory.mktemp("synth"), customers, seed, kind, steady)
+            path = steady_book(tmp_path_factory.mktemp("synth"), customers, seed, kind, steady,
+                               drop)
             if fit is not None:
                 with Workspace(path) as ws:
                     fit_workspace(ws, model=fit)

@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from cxasset.book import Workspace
-from cxasset.exceptions import BookWarning
-from cxasset.synth import generate
-
 
 @pytest.fixture(scope="session")
-def lv_ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def lv_ws(synth_ws: Callable[..., Path]) -> Path:
     """A 2,000-customer synthetic transactions book (seed 11), ingested; copy before writing."""
-    root = tmp_path_factory.mktemp("levers")
-    generate(root / "book", customers=2000, seed=11)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", BookWarning)
-        ws = Workspace(root / "ws")
-        ws.ingest(root / "book")
-        ws.close()
-    return root / "ws"
+    return synth_ws(2000, 11, steady=False)

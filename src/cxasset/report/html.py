@@ -9,6 +9,7 @@ CSS with print rules, plotly's JS embedded once, no external resources) or to Ma
 
 from __future__ import annotations
 
+import re
 from html import escape
 from typing import Any
 
@@ -312,9 +313,13 @@ break-before:page}section#summary{page-break-before:avoid;break-before:avoid}
 """
 
 
+_DATE_LIKE = re.compile(r"\d{4}-(Q[1-4]|\d{2}(-\d{2})?)")
+
+
 def _cell(x: str) -> str:
     s = str(x)
-    num = bool(s) and (s[0].isdigit() or s[0] in "$€£¥-+–") and len(s) < 40
+    num = (bool(s) and (s[0].isdigit() or s[0] in "$€£¥-+–") and len(s) < 40
+           and not _DATE_LIKE.fullmatch(s))  # a cohort or a date is a label, not a number
     return f'<td class="num">{escape(s)}</td>' if num else f"<td>{escape(s)}</td>"
 
 
