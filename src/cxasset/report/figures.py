@@ -88,10 +88,9 @@ def _splits(ws: Any, customers: Any) -> dict[str, list[dict[str, Any]] | None]:
         df["segment"] = df["segment"].fillna("(none)").astype(str)
         out["segments"] = sorted(_groups(df, "segment"), key=lambda r: -r["equity"])
     if "acquired_at" in cols:
-        when = df["acquired_at"].astype("datetime64[ns]")
-        df["cohort"] = (when.dt.year.astype("Int64").astype(str) + "-Q"
-                        + when.dt.quarter.astype("Int64").astype(str)).where(when.notna(),
-                                                                            "(unknown)")
+        from cxasset.valuation.statement import cohort_labels
+
+        df["cohort"] = cohort_labels(df["acquired_at"])
         out["cohorts"] = sorted(_groups(df, "cohort"), key=lambda r: r["cohort"])
     return out
 

@@ -427,9 +427,7 @@ def asset_statement(ws: Any, start: dt.date | None = None, referred_value: float
     info = info.set_index("customer_id").reindex(side1.ids)
     cohorts = None
     if "acquired_at" in info.columns:
-        when = pd.to_datetime(info["acquired_at"])
-        cohorts = (when.dt.year.astype("Int64").astype(str) + "-Q"
-                   + when.dt.quarter.astype("Int64").astype(str)).fillna("(unknown)").to_numpy()
+        cohorts = cohort_labels(info["acquired_at"]).to_numpy()
     ref = None
     if "acquisition_channel" in info.columns:
         ref = (info["acquisition_channel"].astype("string").str.lower().fillna("")
@@ -443,6 +441,15 @@ def asset_statement(ws: Any, start: dt.date | None = None, referred_value: float
                            interval=interval, notes=notes)
 
 
+def cohort_labels(acquired_at: pd.Series) -> pd.Series:
+    """The acquisition cohort of each customer: the quarter of ``acquired_at`` ("2025-Q3"), or
+    "(unknown)" without a date."""
+    when = pd.to_datetime(acquired_at)
+    label = (when.dt.year.astype("Int64").astype(str) + "-Q"
+             + when.dt.quarter.astype("Int64").astype(str))
+    return label.where(when.notna(), "(unknown)")
+
+
 def _observed(f: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Service cost and referrals to date (zeros where the book has none)."""
     n = len(f)
@@ -454,5 +461,5 @@ def _observed(f: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return cost, refs
 
 
-__all__ = ["LINES", "Side", "Statement", "asset_statement", "build_statement", "purchase_parts",
-           "subscription_parts"]
+__all__ = ["LINES", "Side", "Statement", "asset_statement", "build_statement", "cohort_labels",
+           "purchase_parts", "subscription_parts"]
