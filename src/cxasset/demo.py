@@ -86,7 +86,7 @@ def run_demo(out_dir: str | Path = "demo", customers: int = 20_000, seed: int = 
     import yaml
 
     from cxasset.book import Workspace
-    from cxasset.features import workspace_features
+    from cxasset.features import feature_frame
     from cxasset.levers.rank import rank_levers
     from cxasset.models.workflow import fit_workspace
     from cxasset.money import money
@@ -118,7 +118,7 @@ def run_demo(out_dir: str | Path = "demo", customers: int = 20_000, seed: int = 
             ingest = ws.ingest(book)
         s = ws.settings
         step(3, "computing features in the engine")
-        feats = workspace_features(ws, calibration_end=s.calibration_end).to_pandas()
+        feats = feature_frame(ws, calibration_end=s.calibration_end)
         fitted = fit_workspace(ws, model="auto", progress=step(4, "fitting"))
         step(5, "valuing the customer base")
         valuation = value_workspace(ws)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import ibis
@@ -18,6 +19,7 @@ from cxasset.features import (
     FeatureWindow,
     cohort_survival,
     customer_features,
+    feature_frame,
     lifetimes,
     person_periods,
     workspace_features,
@@ -170,6 +172,20 @@ def test_cdnow_features_identical_on_polars(cdnow_ws: Workspace) -> None:
     con = ibis.polars.connect()
     tables = {n: con.create_table(n, df) for n, df in _frames(cdnow_ws).items()}
     _same(duck, customer_features(tables, cdnow_ws.settings, calibration_end=cal).to_pandas())
+
+
+@pytest.mark.parametrize("kind", ["transactions", "subscriptions"])
+@pytest.mark.parametrize("calibrated", [False, True])
+def test_feature_frame_equals_ibis_to_pandas(synth_ws: Callable[..., Path], kind: str,
+                                             calibrated: bool) -> None:
+    """The Arrow hand-over gives exactly ibis' frame: same columns, dtypes (NULLs, text, flags)
+    and values."""
+    with Workspace(synth_ws(3000, 4, kind=kind)) as ws:
+        cal = ws.settings.as_of - dt.timedelta(days=182) if calibrated else None
+        ours = feature_frame(ws, calibration_end=cal)
+        pd.testing.assert_frame_equal(ours, workspace_features(ws, calibration_end=cal)
+                                      .to_pandas())
+    assert ours.isna().to_numpy().any() and (ours.dtypes == object).any()  # NULLs, text
 
 
 # --------------------------------------------------------------------------- no leakage

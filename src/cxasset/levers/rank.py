@@ -137,7 +137,8 @@ def rank_levers(ws: Any, spec: ValueMapSpec | None = None, *, draws: int = 400, 
         names = candidate_names(est.features)
         est = estimate(ws, [*names, *[d for d in missing if d not in names]], spec.controls,
                        referred_value=spec.assumptions.referred_customer_value, seed=seed,
-                       max_fit=max_fit, max_score=max_score, features=est.features)
+                       max_fit=max_fit, max_score=max_score, features=est.features,
+                       customers=est.customers)
     drivers = list(est.design.drivers)
     pairs = [(d, m) for d in drivers for m in est.mechanisms]
     p0 = np.array([est.fits[m].effect(d, est.design)[2] for d, m in pairs])
@@ -167,8 +168,9 @@ def rank_levers(ws: Any, spec: ValueMapSpec | None = None, *, draws: int = 400, 
             est = estimate(ws, drivers, spec.controls,
                            referred_value=spec.assumptions.referred_customer_value, seed=seed,
                            max_fit=max_fit, max_score=max_score, features=est.features,
+                           customers=est.customers,
                            thresholds={d: t.cut for d, t in found.items() if t.cut is not None},
-                           start=est)
+                           start=est, progress=progress)
 
     say("valuing every driver and mechanism")
     results: list[LinkResult] = []

@@ -19,6 +19,7 @@ A significant lever passing all three is *robust*; otherwise *fragile*, with the
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,27 +70,61 @@ def observable(est: Estimate, mechanism: str) -> tuple[np.ndarray, np.ndarray]:
     raise ValueError(f"no observable outcome for mechanism {mechanism!r}")
 
 
-def dml(est: Estimate, driver: str, mechanism: str, rows: np.ndarray, seed: int = 0,
-        cache: dict[str, np.ndarray] | None = None) -> dict[str, float]:
-    """Partially linear double machine learning estimate of the driver's effect (per unit);
-    ``cache`` keeps the driver's cross-fitted residual for its other mechanisms."""
-    y_all, ok = observable(est, mechanism)
-    others = [t for t in est.design.terms if t != driver
-              and est.design.extra.get(t, ("",))[0] != driver]
-    X = est.design.frame[others].iloc[rows].to_numpy(dtype=float)
+def dml(est: Estimate, pairs: list[tuple[str, str]], rows: np.ndarray, seed: int = 0
+        ) -> dict[tuple[str, str], dict[str, float]]:
+    """Partially linear double machine learning estimate of each ``(driver, mechanism)``'s
+    effect (per unit) on customers ``rows``. A driver's cross-fitted residual serves all its
+    mechanisms; the drivers are cross-fitted in parallel processes when the work is large enough
+    (:data:`PARALLEL_MIN_ROWS`) and the machine has more than one core (same results)."""
     fold = np.random.default_rng(seed).integers(0, 2, len(rows))
-    cache = {} if cache is None else cache
-    if driver not in cache:
-        cache[driver] = _residual(X, est.design.raw(driver)[rows], fold, seed)
-    rd = cache[driver]
-    keep = ok[rows]
-    ry = _residual(X[keep], y_all[rows][keep], fold[keep], seed)
-    rd = rd[keep]
-    b = float(rd @ ry / (rd @ rd))
-    e = ry - b * rd
-    se = float(np.sqrt(np.sum(rd**2 * e**2)) / (rd @ rd))
-    return {"estimate": b, "std_err": se, "p_value": float(2 * stats.norm.sf(abs(b) / se)),
-            "outcome": OUTCOMES[mechanism], "n": int(keep.sum())}
+    mechanisms: dict[str, list[str]] = {}
+    for d, m in pairs:
+        mechanisms.setdefault(d, []).append(m)
+    outcome = {m: observable(est, m) for _, m in pairs}
+    design_rows = est.design.frame.iloc[rows]
+    jobs = []
+    for d, ms in mechanisms.items():
+        others = [t for t in est.design.terms if t != d
+                  and est.design.extra.get(t, ("",))[0] != d]
+        jobs.append((design_rows[others].to_numpy(dtype=float), est.design.raw(d)[rows],
+                     [(outcome[m][0][rows], outcome[m][1][rows]) for m in ms], fold, seed))
+    out = {}
+    for (d, ms), (rd_all, rys) in zip(mechanisms.items(), _in_parallel(_cross_fit, jobs),
+                                      strict=True):
+        for m, ry in zip(ms, rys, strict=True):
+            rd = rd_all[outcome[m][1][rows]]
+            b = float(rd @ ry / (rd @ rd))
+            e = ry - b * rd
+            se = float(np.sqrt(np.sum(rd**2 * e**2)) / (rd @ rd))
+            out[(d, m)] = {"estimate": b, "std_err": se,
+                           "p_value": float(2 * stats.norm.sf(abs(b) / se)),
+                           "outcome": OUTCOMES[m], "n": len(ry)}
+    return out
+
+
+#: Rows of boosting fits (customers x models) from which the drivers' cross-fits run in parallel
+#: processes: below it, starting the workers costs more than it saves.
+PARALLEL_MIN_ROWS = 100_000
+
+
+def _in_parallel(fn: Any, jobs: list[tuple[Any, ...]]) -> list[Any]:
+    """``[fn(*job) for job in jobs]``, in worker processes (joblib) when worth it."""
+    work = sum(len(j[1]) * (1 + len(j[2])) for j in jobs)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    workers = min(len(jobs), cores or 1)
+    if workers < 2 or work < PARALLEL_MIN_ROWS:
+        return [fn(*j) for j in jobs]
+    from joblib import Parallel, delayed  # a dependency of scikit-learn
+
+    return Parallel(n_jobs=workers)(delayed(fn)(*j) for j in jobs)
+
+
+def _cross_fit(X: np.ndarray, x: np.ndarray, outcomes: list[tuple[np.ndarray, np.ndarray]],
+               fold: np.ndarray, seed: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """A driver's residual and each outcome's (on the customers it applies to) on the other
+    drivers and controls ``X``."""
+    return (_residual(X, x, fold, seed),
+            [_residual(X[ok], y[ok], fold[ok], seed) for y, ok in outcomes])
 
 
 OUTCOMES = {"purchase_rate": "repeat purchases per period alive",
@@ -142,7 +177,7 @@ def check_levers(est: Estimate, levers: list[tuple[str, str, float]], max_rows: 
     halves = [est.refit(np.sort(half[: len(half) // 2])),
               est.refit(np.sort(half[len(half) // 2:]))]
     dml_sub = np.sort(rng.choice(sub, size=min(len(sub), dml_rows), replace=False))
-    cache: dict[str, np.ndarray] = {}
+    second = dml(est, [(d, m) for d, m, _ in levers], dml_sub, seed)
     for d, m, effect in levers:
         r = out[(d, m)]
         r.placebo_p = _p(placebo.get(m), est, d)
@@ -151,7 +186,7 @@ def check_levers(est: Estimate, levers: list[tuple[str, str, float]], max_rows: 
         r.halves = [_effect(h.get(m), est, d) for h in halves]
         if any(np.sign(h) != np.sign(effect) for h in r.halves):
             r.reasons.append("the effect changes sign between two random halves of customers")
-        r.dml = dml(est, d, m, dml_sub, seed, cache)
+        r.dml = second[(d, m)]
         if np.sign(r.dml["estimate"]) != np.sign(effect) or r.dml["p_value"] >= 0.05:
             r.reasons.append(f"the second estimator (double machine learning on "
                              f"{r.dml['outcome']}) does not confirm it "

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from cxasset.exceptions import ModelDataError
-from cxasset.features import lifetimes, person_periods, workspace_features
+from cxasset.features import feature_frame, lifetimes, person_periods
 from cxasset.features._time import date_day
 from cxasset.models.hazard import DiscreteHazardModel
 from cxasset.models.sbg import ShiftedBetaGeoModel
@@ -37,7 +37,7 @@ def retention_rows(ws: Any, cut: dt.date, spec: dict[str, list[str] | None]) -> 
 
     s = ws.settings
     life = lifetimes(ws.table("subscriptions"), date_day(cut), s.period_days).to_pandas()
-    feats = workspace_features(ws, as_of=cut).to_pandas()
+    feats = feature_frame(ws, as_of=cut)
     keep = ["customer_id", *[c for c in spec if c not in life.columns]]
     df = life.merge(feats[keep], on="customer_id", how="left")
     df["churned"] = df["churned"].astype(int)
@@ -139,7 +139,7 @@ def fit_contractual(ws: Any, model: str, covariates: Sequence[str], cal_end: dt.
     s = ws.settings
     names = list(RETENTION_MODELS) if model == "auto" else [model]
     say("building calibration lifetimes")
-    base = workspace_features(ws, as_of=cal_end).to_pandas()
+    base = feature_frame(ws, as_of=cal_end)
     spec = covariate_spec(base, covariates)
     covs = covariate_names(spec)
     cal = retention_rows(ws, cal_end, spec)

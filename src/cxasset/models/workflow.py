@@ -25,8 +25,8 @@ from cxasset.exceptions import ModelDataError
 from cxasset.features import (
     discrete_stats,
     discrete_tracking,
+    feature_frame,
     holdout_tracking,
-    workspace_features,
 )
 from cxasset.features._time import date_day
 from cxasset.models.backtest import Backtest, backtest, backtest_discrete
@@ -193,7 +193,7 @@ def fit_workspace(
     if model in DISCRETE_MODELS:
         return _fit_discrete(ws, model, covariates, cal_end, say)
     say("computing calibration features")
-    cal = workspace_features(ws, calibration_end=cal_end).to_pandas()
+    cal = feature_frame(ws, calibration_end=cal_end)
     spec = covariate_spec(cal, covariates)
     cov_cols = covariate_names(spec)
     cal = encode_covariates(cal, spec)
@@ -208,7 +208,7 @@ def fit_workspace(
         candidates.append(Candidate(name, m, backtest(m, cal, tracking, s.period)))
     chosen, reason = _choose(candidates, model)
     say(f"refitting {chosen} on the whole window to {s.as_of}")
-    full = encode_covariates(workspace_features(ws).to_pandas(), spec)
+    full = encode_covariates(feature_frame(ws), spec)
     purchase = model_class(chosen)().fit(full, covariates=cov_cols or None)
     say("fitting the spend model")
     from cxasset.models.gammagamma import GammaGammaModel

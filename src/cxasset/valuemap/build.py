@@ -163,7 +163,7 @@ def starter_spec(ws: Any) -> ValueMapSpec:
     """A starter spec from the book's features (``cxasset map init``): its CX metrics, onboarding
     and channel shares, each with a realistic step from its spread. Customer attributes such as
     company size stay candidates for ``cxasset levers``, not declared CX variables."""
-    from cxasset.features import workspace_features
+    from cxasset.features import feature_frame
     from cxasset.valuemap.drivers import (
         build_design,
         candidate_names,
@@ -172,7 +172,7 @@ def starter_spec(ws: Any) -> ValueMapSpec:
     )
     from cxasset.valuemap.spec import KNOWN, starter
 
-    f = with_channel_shares(workspace_features(ws).to_pandas())
+    f = with_channel_shares(feature_frame(ws))
     names = [n for n in candidate_names(f) if n in KNOWN or source_of(n)[1]]
     d = build_design(f, names)
     return starter(names, {k: v.sd for k, v in d.drivers.items()})

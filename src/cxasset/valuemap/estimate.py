@@ -15,13 +15,14 @@ import importlib
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from cxasset.exceptions import ConvergenceWarning, ModelDataError, WorkspaceError
-from cxasset.features import workspace_features
+from cxasset.features import feature_frame
 from cxasset.models._base import on_one_blas_thread
 from cxasset.valuation.clv import ValuationSettings
 from cxasset.valuemap.drivers import Design, build_design, candidate_names, with_channel_shares
@@ -78,6 +79,7 @@ class Estimate:
     ws: Any = None
     models: dict[str, Any] = field(default_factory=dict)  # purchase, spend or retention model
     design_args: tuple[Any, ...] = ()  # drivers, controls, winsor the design was built from
+    customers: int = 0  # customers in the book (``features`` may be a random sample of them)
 
     @on_one_blas_thread
     def refit(self, rows: np.ndarray, frame: pd.DataFrame | None = None,
@@ -87,8 +89,8 @@ class Estimate:
         frame = self.design.frame if frame is None else frame
         terms = self.design.terms if terms is None else terms
         f = self.features
-        X = frame[terms].iloc[rows].reset_index(drop=True)
-        exposure = f["alive_exposure"].iloc[rows].to_numpy(dtype=float)
+        X = frame.iloc[rows][terms].reset_index(drop=True)
+        exposure = f["alive_exposure"].to_numpy(dtype=float)[rows]
         fits: dict[str, MechanismFit] = {}
         if self.purchase_cls is None:  # subscription book
             design = Design(frame, self.design.drivers, [t for t in terms
@@ -116,6 +118,12 @@ class Estimate:
         fits["spend"] = fit_spend(data, terms, start=_params(self.models.get("spend")))[1]
         return fits
 
+    @cached_property
+    def scored_frame(self) -> pd.DataFrame:
+        """The design's rows of the scored customers (taken once: every valued step reads
+        them, and taking columns of the whole book first would copy a million rows a step)."""
+        return self.design.frame.iloc[self.scored]
+
     @property
     def mechanisms(self) -> list[str]:
         return list(self.fits)
@@ -129,7 +137,7 @@ class Estimate:
         ``rows`` (bool per scored customer) limits the change to some of them."""
         terms = [driver, *[t for t, (d, _) in self.design.extra.items() if d == driver]]
         cols = [*terms, *[c for c in (f"{driver}:missing",) if c in self.design.frame.columns]]
-        frame = self.design.frame[cols].iloc[self.scored]
+        frame = self.scored_frame[cols]
         moved = self.design.shifted(driver, step, frame)
         delta = moved[terms].to_numpy(dtype=float) - frame[terms].to_numpy(dtype=float)
         if rows is not None:
@@ -178,8 +186,19 @@ def _params(model: Any) -> dict[str, float] | None:
 
 def book_features(ws: Any) -> pd.DataFrame:
     """The feature frame the mechanisms are fitted on: `cxasset features` plus channel shares."""
-    f = workspace_features(ws).to_pandas()
+    f = feature_frame(ws)
     return with_channel_shares(f)
+
+
+def sampled_features(ws: Any, max_rows: int, seed: int = 0) -> tuple[pd.DataFrame, int]:
+    """The book's feature frame, or a random sample of ``max_rows`` customers of a larger book
+    (in the book's order), and the number of customers in the book."""
+    f = book_features(ws)
+    n = len(f)
+    if n <= max_rows:
+        return f, n
+    rows = np.sort(np.random.default_rng([seed, 7]).choice(n, size=max_rows, replace=False))
+    return f.iloc[rows].reset_index(drop=True), n
 
 
 def per_period_alive(f: pd.DataFrame, cls: Any) -> pd.DataFrame:
@@ -238,7 +257,7 @@ def estimate(ws: Any, drivers: Sequence[str] | None = None, controls: Sequence[s
              thresholds: dict[str, float] | None = None,
              features: pd.DataFrame | None = None, progress: Progress | None = None,
              winsor: float | None = None, robust: bool = False,
-             start: Estimate | None = None) -> Estimate:
+             start: Estimate | None = None, customers: int | None = None) -> Estimate:
     """Fit every mechanism the book supports on ``drivers`` (default: every candidate).
 
     Parameters
@@ -261,13 +280,24 @@ def estimate(ws: Any, drivers: Sequence[str] | None = None, controls: Sequence[s
         Clip drivers to these tail quantiles in the models (see :func:`build_design`).
     robust : bool, default=False
         Sandwich covariance for the purchase model's coefficients (the GLMs' always are).
+    features : DataFrame, optional
+        The feature frame (:func:`book_features`, or an earlier estimate's ``features``);
+        default the book's, and for a book of more than ``max_fit`` customers a random sample
+        of ``max_fit`` of them (the models only see that many), so the rates per period alive
+        and the design are computed for the customers fitted, not the whole book.
     start : Estimate, optional
         A previous estimate on (mostly) the same terms, e.g. before threshold terms were added:
         every model starts from its parameters (new terms at 0), which saves most iterations.
+    customers : int, optional
+        Customers in the book when ``features`` is a sample of them (default ``len(features)``):
+        money is scaled to them.
     """
     say = progress or (lambda _m: None)
     contractual = ws.meta()["kind"] == "subscriptions"
-    f = book_features(ws) if features is None else features
+    if features is None:
+        f, customers = sampled_features(ws, max_fit, seed)
+    else:
+        f = features
     name, cls = ("hazard", None) if contractual else purchase_class(ws)
     f = per_period_active(f) if contractual else per_period_alive(f, cls)
     names = candidate_names(f) if drivers is None else list(drivers)
@@ -283,17 +313,19 @@ def estimate(ws: Any, drivers: Sequence[str] | None = None, controls: Sequence[s
         design.add_threshold(d, cut)
     rng = np.random.default_rng(seed)
     n = len(f)
+    customers = n if customers is None else customers
     fit_rows = np.sort(rng.choice(n, size=min(n, max_fit), replace=False))
     score_rows = np.sort(rng.choice(fit_rows, size=min(len(fit_rows), max_score), replace=False))
-    scale = n / len(score_rows)
+    scale = customers / len(score_rows)
     vs = valuation_settings(ws, horizon)
     terms = design.terms
     notes: list[str] = ["customer equity here comes from the mechanism models with every driver "
                         "as a covariate; `cxasset value` uses the model `cxasset fit` chose"]
     fits: dict[str, MechanismFit] = {}
-    if len(fit_rows) < n:
-        notes.append(f"mechanisms fitted on a random {len(fit_rows):,} of {n:,} customers")
-    if len(score_rows) < n:
+    if len(fit_rows) < customers:
+        notes.append(f"mechanisms fitted on a random {len(fit_rows):,} of {customers:,} "
+                     "customers")
+    if len(score_rows) < customers:
         notes.append(f"money scored on a random {len(score_rows):,} customers, scaled by "
                      f"{scale:,.1f}")
 
@@ -318,7 +350,7 @@ def estimate(ws: Any, drivers: Sequence[str] | None = None, controls: Sequence[s
     equity = float(scale * clv_i.sum())
 
     exposure = f["alive_exposure"].iloc[fit_rows].to_numpy(dtype=float)
-    X = design.frame[terms].iloc[fit_rows].reset_index(drop=True)
+    X = design.frame.iloc[fit_rows][terms].reset_index(drop=True)
     Xs = scored_design[terms].to_numpy(dtype=float)
     if "contacts" in f.columns:
         say("fitting contacts per period alive (cost to serve)")
@@ -350,7 +382,7 @@ def estimate(ws: Any, drivers: Sequence[str] | None = None, controls: Sequence[s
             responses["referrals"] = Response(base=rate * a_i * ref_val, scale=scale)
         referred_value = ref_val
     return Estimate(design, f, fits, responses, score_rows, equity, vs, referred_value, notes,
-                    fit_rows, cls, seed, ws, models, design_args)
+                    fit_rows, cls, seed, ws, models, design_args, customers)
 
 
 def _purchase_mechanisms(f: pd.DataFrame, design: Design, fit_rows: np.ndarray,

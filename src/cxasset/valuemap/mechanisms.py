@@ -35,7 +35,7 @@ import pandas as pd
 from scipy import stats
 
 from cxasset.exceptions import ModelDataError
-from cxasset.models._base import one_blas_thread
+from cxasset.models._base import one_blas_thread, unique_rows
 from cxasset.valuemap.drivers import Design
 
 #: Mechanism -> (financial variable it moves, unit of its effect).
@@ -114,7 +114,8 @@ class Response:
         (a driver step moves most customers by the same amount, so a few groups replace
         thousands of rows)."""
         dz = np.asarray(dz, dtype=float)
-        groups, inv = _unique_rows(dz)
+        first, inv = unique_rows(dz)
+        groups = dz[first]
         if 4 * len(groups) > len(dz):
             return self.change(dz @ coefs.T)
         if self.base is not None:
@@ -127,20 +128,6 @@ class Response:
             np.add.at(sums, inv, tab)
             summed = Response(table=sums, scale=self.scale)
         return summed.change(groups @ coefs.T)
-
-
-def _unique_rows(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``np.unique(a, axis=0, return_inverse=True)`` for a 2-D float array, by each column's
-    unique values combined into one integer code (``axis=0`` sorts a structured view, about 50x
-    slower)."""
-    code = np.zeros(len(a), dtype=np.int64)
-    for j in range(a.shape[1]):
-        u, inv = np.unique(a[:, j], return_inverse=True)
-        code = code * len(u) + inv.ravel()
-        if j < a.shape[1] - 1:  # keep the code small: renumber the combinations seen so far
-            code = np.unique(code, return_inverse=True)[1].ravel()
-    _, first, inv = np.unique(code, return_index=True, return_inverse=True)
-    return a[first], inv.ravel()
 
 
 @dataclass

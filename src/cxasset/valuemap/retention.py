@@ -89,7 +89,7 @@ def fit_retention_mechanism(ws: Any, features: pd.DataFrame, design: Design, row
     rows = np.asarray(rows)
     ids = features["customer_id"].to_numpy()[rows]
     pp = retention_person_periods(ws, ids)
-    cov = design.frame[["customer_id", *terms]].iloc[rows]
+    cov = design.frame.iloc[rows][["customer_id", *terms]]
     pp = pp.merge(cov, on="customer_id", how="inner", validate="many_to_one")
     flat = [t for t in terms if pp[t].nunique() < 2]
     used = [t for t in terms if t not in flat]
