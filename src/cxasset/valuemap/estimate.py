@@ -197,7 +197,8 @@ def sampled_features(ws: Any, max_rows: int, seed: int = 0) -> tuple[pd.DataFram
     n = len(f)
     if n <= max_rows:
         return f, n
-    rows = np.sort(np.random.default_rng([seed, 7]).choice(n, size=max_rows, replace=False))
+    # the same customers as estimate() fits on a whole frame with this seed
+    rows = np.sort(np.random.default_rng(seed).choice(n, size=max_rows, replace=False))
     return f.iloc[rows].reset_index(drop=True), n
 
 
