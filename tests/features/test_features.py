@@ -185,7 +185,7 @@ def test_feature_frame_equals_ibis_to_pandas(synth_ws: Callable[..., Path], kind
         ours = feature_frame(ws, calibration_end=cal)
         pd.testing.assert_frame_equal(ours, workspace_features(ws, calibration_end=cal)
                                       .to_pandas())
-    assert ours.isna().to_numpy().any() and (ours.dtypes == object).any()  # NULLs, text
+    assert ours.isna().to_numpy().any() and (ours.dtypes.astype(str) == "object").any()  # NULLs, text
 
 
 # --------------------------------------------------------------------------- no leakage

@@ -11,8 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cxasset.exceptions import ModelDataError, NotFittedError
-from cxasset.models.paretonbd import (
-    ParetoNBDModel,
+from cxasset.models._tail import (
     _hyp2f1_cf,
     _lgamma_quotient,
     _log_hyp2f1_near1,
@@ -21,6 +20,7 @@ from cxasset.models.paretonbd import (
     log_tail_integral,
     log_tail_integral_grad,
 )
+from cxasset.models.paretonbd import ParetoNBDModel
 from reference import cdnow as ref
 
 from .test_bgnbd import check_coverage, check_recovery, rfm_frame

@@ -768,3 +768,37 @@ def _hessian_from_grad(g: Any, x: np.ndarray) -> np.ndarray:
 def _gradient_small(f: Any, x: np.ndarray, n_obs: int) -> bool:
     g = optimize.approx_fprime(x, f, 1e-7)
     return bool(np.all(np.abs(g) < 1e-3 * max(n_obs, 1) ** 0.5))
+
+
+def _combine(ca: np.ndarray, ua: np.ndarray, cb: np.ndarray, ub: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs of two factorised columns: each row's pair index and the pairs' values."""
+    nb = max(len(ub), 1)
+    key = ca.astype(np.int64) * nb + cb
+    if len(ua) * nb <= 4 * len(key) + 1024:  # dense map: no hashing
+        present = np.zeros(len(ua) * nb, dtype=bool)
+        present[key] = True
+        ukey = np.flatnonzero(present)
+        ids = np.cumsum(present) - 1
+        inv = ids[key]
+    else:
+        inv, ukey = pd.factorize(key)
+    return inv, np.asarray(ua, dtype=float)[ukey // nb], np.asarray(ub, dtype=float)[ukey % nb]
+
+
+def pair_index(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unique pairs ``(a, b)``: each row's pair index and the pairs' values (O(n), no sort)."""
+    ca, ua = pd.factorize(a)
+    cb, ub = pd.factorize(b)
+    return _combine(ca, ua, cb, ub)
+
+
+def rfm_pairs(x: np.ndarray, tx: np.ndarray, T: np.ndarray) -> dict[str, np.ndarray]:
+    """Unique ``x``, ``(x, T)`` and ``(x, t_x)``, with each row's index into them."""
+    cx, ux = pd.factorize(x)
+    cT, uT = pd.factorize(T)
+    ctx, utx = pd.factorize(tx)
+    out = {"_i:frequency": cx, "_u:frequency": np.asarray(ux, dtype=float)}
+    out["_i:xT"], out["_x:xT"], out["_u:xT"] = _combine(cx, ux, cT, uT)
+    out["_i:xtx"], out["_x:xtx"], out["_u:xtx"] = _combine(cx, ux, ctx, utx)
+    return out

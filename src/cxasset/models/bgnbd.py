@@ -23,7 +23,7 @@ import pandas as pd
 from scipy.special import betaln, digamma, expit, exprel, gammaln, hyp2f1
 
 from cxasset.exceptions import ModelDataError
-from cxasset.models._base import BaseModel, Constraint, logaddexp, wsum
+from cxasset.models._base import BaseModel, Constraint, logaddexp, pair_index, wsum
 
 RFM = ("frequency", "recency", "T")
 
@@ -430,8 +430,6 @@ class BetaGeoModel(BaseModel):
         x, tx, T = (data[c].to_numpy(dtype=float) for c in RFM)
         p_alive = np.exp(-self._log_odds_dead(p, x, tx, T))
         if all(np.ndim(v) == 0 for v in p.values()) and len(x) > 16:
-            from cxasset.models.paretonbd import pair_index  # paretonbd imports this module
-
             ipair, ux, uT = pair_index(x, T)
             return p_alive[:, None] * self._survival_if_alive(p, t, ux, uT)[ipair]
         return p_alive[:, None] * self._survival_if_alive(p, t, x, T)

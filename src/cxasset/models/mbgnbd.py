@@ -31,9 +31,8 @@ import numpy as np
 import pandas as pd
 from scipy.special import betaln, digamma, expit, gammaln
 
-from cxasset.models._base import logaddexp, wsum
+from cxasset.models._base import logaddexp, pair_index, wsum
 from cxasset.models.bgnbd import RFM, BetaGeoModel, expected_if_alive, on_unique
-from cxasset.models.paretonbd import pair_index
 
 
 class ModifiedBetaGeoModel(BetaGeoModel):
