@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
+from scipy import integrate
 
 from cxasset.exceptions import ModelDataError
 from cxasset.valuation.clv import customer_value
@@ -17,6 +18,8 @@ from cxasset.valuemap.mechanisms import (
     MechanismFit,
     Response,
     _filled,
+    _quantile_drop_table,
+    _time_weights,
     _value_of_curve,
     fit_purchase,
     poisson_glm,
@@ -38,7 +41,7 @@ def test_base_response_is_exact() -> None:
     np.testing.assert_allclose(r.change(dd), [r.change(d), r.change(2 * d), 0.0], rtol=1e-14)
 
 
-def test_table_response_interpolates_linearly() -> None:
+def test_table_response_interpolates_by_local_cubics() -> None:
     rng = np.random.default_rng(0)
     tab = np.cumsum(rng.uniform(0, 1, (4, len(GRID))), axis=1)
     r = Response(table=tab, scale=2.0)
@@ -46,12 +49,17 @@ def test_table_response_interpolates_linearly() -> None:
     for j in (0, 3, MID, len(GRID) - 1):  # at grid points: exact
         got = r.change(np.full(4, GRID[j]))
         assert got == pytest.approx(2.0 * np.sum(tab[:, j] - zero), rel=1e-12)
-    # per customer a different point, between grid points
-    j = np.array([1, 5, 9, 14])
-    w = np.array([0.25, 0.5, 0.9, 0.0])
+    # per customer a different point, between grid points: the cubic through the 4 nearest
+    # grid points (the first or last 4 at the ends)
+    j = np.array([0, 5, 9, 15])
+    w = np.array([0.25, 0.5, 0.9, 0.7])
     d = GRID[j] + w * (GRID[1] - GRID[0])
-    f = tab[np.arange(4), j] * (1 - w) + tab[np.arange(4), j + 1] * w
-    assert r.change(d) == pytest.approx(2.0 * np.sum(f - zero), rel=1e-12)
+    f = np.empty(4)
+    for i in range(4):
+        first = min(max(j[i] - 1, 0), len(GRID) - 4)
+        k = np.arange(first, first + 4)
+        f[i] = np.polyval(np.polyfit(GRID[k], tab[i, k], 3), d[i])
+    assert r.change(d) == pytest.approx(2.0 * np.sum(f - zero), rel=1e-9)
     # beyond the grid: clipped, not extrapolated
     assert r.change(np.full(4, 5.0)) == pytest.approx(r.change(np.full(4, GRID[-1])), rel=1e-12)
     assert r.change(np.full(4, -9.0)) == pytest.approx(r.change(np.full(4, GRID[0])), rel=1e-12)
@@ -67,6 +75,17 @@ def test_table_and_base_agree_for_exponential_table() -> None:
     d = np.array([GRID[4], GRID[12]])
     assert Response(table=tab).change(d) == pytest.approx(Response(base=base).change(d),
                                                           rel=1e-12)
+
+
+def test_table_response_small_steps_of_a_convex_value() -> None:
+    """A rate's value grows like exp(delta): a straight line between grid points 0.25 apart
+    overstated a 2% change by 12%; the cubic is within 0.2% of it."""
+    base = np.array([3.0, 7.0])
+    tab = base[:, None] * np.exp(GRID)[None, :]
+    for step in (0.02, -0.05, 0.13, -0.6):
+        d = np.full(2, step)
+        assert Response(table=tab).change(d) == pytest.approx(Response(base=base).change(d),
+                                                              rel=2e-3)
 
 
 def test_filled_carries_nearest_value() -> None:
@@ -150,6 +169,63 @@ def test_value_of_curve() -> None:
     h = np.arange(6.0)
     want = [np.sum(np.diff(h**2) * disc), np.sum(np.diff(np.sqrt(h)) * disc)]
     np.testing.assert_allclose(_value_of_curve(g, 5, disc), want, rtol=1e-14)
+
+
+def test_time_weights() -> None:
+    h = np.arange(0, 53.0)
+    g = np.vstack([1 - np.exp(-h / 20), np.sqrt(h)])
+    for rate in (0.0, 0.002, 0.01):
+        disc = (1 + rate) ** -np.arange(1, 53.0)
+        t, w = _time_weights(disc)
+        want = np.diff(g, axis=1) @ disc
+        got = np.vstack([1 - np.exp(-t / 20), np.sqrt(t)]) @ w
+        np.testing.assert_allclose(got, want, rtol=1e-3 if rate else 1e-14)
+        if rate == 0.0:  # undiscounted: only the last period counts
+            assert list(t) == [52.0]
+
+
+def _bg_expected(a: float, b: float, r: float, alpha: float, x: float, T: float, t: float
+                 ) -> float:
+    """E[purchases in (T, T+t] | alive] of BG/NBD (p ~ Beta(a, b + x) given alive)."""
+    from scipy import stats
+
+    def f(p: float) -> float:
+        return (-np.expm1(-(r + x) * np.log1p(p * t / (alpha + T))) / p
+                * stats.beta.pdf(p, a, b + x))
+    return integrate.quad(f, 0, 1, limit=200, points=[1e-6, 1e-3, 0.1])[0]
+
+
+def test_dropout_table_keeps_the_customers_quantile() -> None:
+    """Dropout ``a`` times ``c``: the customer's ``p`` moves to the same quantile of
+    ``Beta(a c, b)``, averaged over its posterior ``Beta(a, b + x)`` (checked by adaptive
+    quadrature: 12 nodes are within 3e-4 of the value and 3e-3 of its change); a customer without
+    repeat purchases has the prior as posterior, so their future is the model's with ``a c``."""
+    from scipy import special, stats
+
+    r, alpha, b, horizon = 0.75, 9.0, 3.2, 52
+    a = np.array([0.7, 0.7, 2.0, 0.3])
+    x = np.array([0.0, 6.0, 15.0, 40.0])
+    T = np.array([60.0, 80.0, 70.0, 100.0])
+    tab = _quantile_drop_table({"r": r, "alpha": alpha, "a": a, "b": b}, x, T, 0, horizon,
+                               np.ones(horizon))
+
+    def value(i: int, c: float) -> float:
+        def f(p: float) -> float:
+            q = special.betaincinv(a[i] * c, b, special.betainc(a[i], b, p))
+            return (-np.expm1(-(r + x[i]) * np.log1p(q * horizon / (alpha + T[i]))) / q
+                    * stats.beta.pdf(p, a[i], b + x[i]))
+        return integrate.quad(f, 0, 1, limit=200, points=[1e-6, 1e-3, 0.1])[0]
+
+    for i in range(len(x)):
+        want0 = value(i, 1.0)
+        assert tab[i, MID] == pytest.approx(want0, rel=3e-4)
+        for g in (MID - 4, MID - 1, MID + 1, MID + 4):
+            c = np.exp(GRID[g])
+            assert tab[i, g] - tab[i, MID] == pytest.approx(value(i, c) - want0, rel=3e-3)
+            if i == 0:  # no repeat purchase: p' ~ Beta(a c, b), the model's own future
+                assert value(i, c) == pytest.approx(_bg_expected(a[0] * c, b, r, alpha, 0.0,
+                                                                 T[0], horizon), rel=1e-6)
+    assert (np.diff(tab, axis=1) < 0).all()  # more dropout, fewer purchases
 
 
 def refit(est: Estimate) -> tuple[object, object, pd.DataFrame]:

@@ -172,25 +172,27 @@ def rank_levers(ws: Any, spec: ValueMapSpec | None = None, *, draws: int = 400, 
                            thresholds={d: t.cut for d, t in found.items() if t.cut is not None},
                            start=est, progress=progress)
 
+    of = _start_drivers_estimate(ws, spec, est, found, seed, max_fit, max_score, say, notes)
     say("valuing every driver and mechanism")
     results: list[LinkResult] = []
     for d in drivers:
         var = declared.get(d)
-        sd = est.design.drivers[d].raw_sd
+        e = of[d]
+        sd = e.design.drivers[d].raw_sd
         if var is not None:
             step = var.step if var.better == "higher" else -var.step
         else:
-            trial = sum(est.impact(d, m, nice_step(sd), draws=1)[0] for m in est.mechanisms)
+            trial = sum(e.impact(d, m, nice_step(sd), draws=1)[0] for m in e.mechanisms)
             step = nice_step(sd) * (1 if trial >= 0 else -1)
         links = {k.mechanism: k for k in (spec.links or []) if spec.variable(k.driver).feature == d}
-        for m in est.mechanisms:
+        for m in e.mechanisms:
             link = links.get(m)
             ev = None if link is None or link.experiment is None else Evidence(
                 link.experiment.effect, link.experiment.std_err, link.experiment.use)
-            r = assess(est, d, m, step, label=var.name if var else d,
+            r = assess(e, d, m, step, label=var.name if var else d,
                        unit=var.unit if var else "", evidence=ev, draws=draws, seed=seed,
                        per_unit=False)
-            r.p_value = _joint_p(est, d, m) if ev is None else r.p_value
+            r.p_value = _joint_p(e, d, m) if ev is None else r.p_value
             results.append(r)
     q, q_driver = hierarchical_q([r.driver for r in results],
                                  np.array([r.p_value for r in results]), spec.fdr)
@@ -230,7 +232,7 @@ def rank_levers(ws: Any, spec: ValueMapSpec | None = None, *, draws: int = 400, 
         })
     entries.sort(key=lambda e: -e["impact"]["mean"])
     by_driver = _by_driver(drivers, results, entries)
-    segments = _segments(est, [e for e in entries if e["significant"]], draws, seed)
+    segments = _segments(est, [e for e in entries if e["significant"]], draws, seed, of)
     undeclared = sorted({e["driver"] for e in entries if e["significant"] and not e["declared"]
                          and e["impact"]["mean"] > 0})
     notes = [*est.notes, *notes]
@@ -242,6 +244,38 @@ def rank_levers(ws: Any, spec: ValueMapSpec | None = None, *, draws: int = 400, 
                          est.settings.currency, notes)
     ws.save_artifact("levers", report.to_dict())
     return report
+
+
+def _start_drivers_estimate(ws: Any, spec: ValueMapSpec, est: Estimate,
+                            found: dict[str, Threshold], seed: int, max_fit: int,
+                            max_score: int, say: Progress, notes: list[str]
+                            ) -> dict[str, Estimate]:
+    """The estimate each driver is valued on.
+
+    A driver fixed at the start of the relationship (onboarding, training, attributes) is valued
+    on the mechanisms refitted with only such drivers and the controls: drivers measured while
+    the outcomes happen (surveys, contacts, engagement) come after it, so adjusting for them
+    takes out part of its total effect (whatever works through them) and, as their answers and
+    missing-value flags depend on how long a customer stayed, turns retention into a
+    covariate (a "bad control"). On 100k synthetic books that moved part of onboarding's planted
+    dropout effect to the purchase rate (rate coefficient 1.6x the planted plus a spurious step,
+    dropout 0.6-0.67x); without them 0.83-0.88x and 0.73-0.77x (docs/valuemap.md, Verified).
+    Drivers measured during the window stay on the model with every driver."""
+    drivers = list(est.design.drivers)
+    start = [d for d in drivers if not est.design.drivers[d].concurrent]
+    of = dict.fromkeys(drivers, est)
+    if not start or len(start) == len(drivers):
+        return of
+    say(f"refitting the mechanisms on the drivers fixed at the start ({', '.join(start)})")
+    cuts = {d: t.cut for d, t in found.items() if d in start and t.cut is not None}
+    pre = estimate(ws, start, spec.controls, referred_value=est.referred_value, seed=seed,
+                   max_fit=max_fit, max_score=max_score, features=est.features,
+                   customers=est.customers, thresholds=cuts, start=est)
+    notes.append(f"drivers fixed at the start of the relationship ({', '.join(start)}) are "
+                 "valued on mechanisms fitted without the drivers measured later (which could "
+                 "carry part of their effect)")
+    of.update(dict.fromkeys(start, pre))
+    return of
 
 
 def _q(d: dict[str, float]) -> dict[str, float]:
@@ -295,18 +329,26 @@ def _by_driver(drivers: list[str], results: list[LinkResult], entries: list[dict
 
 
 def _segments(est: Estimate, sig: list[dict[str, Any]], draws: int, seed: int,
-              top: int = 3) -> dict[str, list[dict[str, Any]]]:
-    """Top significant levers by their change in each segment's equity (same coefficients)."""
+              of: dict[str, Estimate] | None = None, top: int = 3
+              ) -> dict[str, list[dict[str, Any]]]:
+    """Top significant levers by their change in each segment's equity (same coefficients;
+    ``of``: the estimate each driver is valued on, default ``est``)."""
     if "segment" not in est.features.columns or not sig:
         return {}
-    seg = est.features["segment"].astype("string").fillna("(missing)").to_numpy()[est.scored]
+    of = of or {}
     out = {}
-    for level in sorted(set(seg)):
-        mask = seg == level
+    segs = {}
+    for e in sig:
+        x = of.get(e["driver"], est)
+        if id(x) not in segs:
+            segs[id(x)] = x.features["segment"].astype("string").fillna("(missing)").to_numpy()[
+                x.scored]
+    for level in sorted({v for s in segs.values() for v in s}):
         rows = []
         for e in sig:
-            imp = est.impact(e["driver"], e["mechanism"], e["step"], draws=draws, seed=seed,
-                             rows=mask)
+            x = of.get(e["driver"], est)
+            imp = x.impact(e["driver"], e["mechanism"], e["step"], draws=draws, seed=seed,
+                           rows=segs[id(x)] == level)
             rows.append({"driver": e["driver"], "mechanism": e["mechanism"],
                          "step": e["step"], "impact": _q(quantiles(imp))})
         rows.sort(key=lambda r: -r["impact"]["mean"])

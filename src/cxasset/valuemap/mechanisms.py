@@ -16,8 +16,12 @@ controls as covariates, on a log scale, so a driver's effect ``b`` per unit is a
 probability of being alive today, is kept; what changes is their future. For the purchase models
 the change multiplies the customer's own purchase rate (BG/NBD: the future is event-driven, so a
 rate ``c`` times higher runs the expected-purchases curve ``c`` times faster, ``G(c t)``; Pareto/NBD:
-``c G(t)``) or their dropout (BG/NBD: the dropout propensity ``a`` of the posterior; Pareto/NBD:
-the death rate ``mu``, ``G(c t) / c``). Spend, contacts and referrals scale by ``exp(b step)``.
+``c G(t)``) or their dropout (BG/NBD, MBG/NBD: ``a`` times ``c``, the customer's dropout
+probability keeping its quantile in the prior, averaged over its posterior, see
+:func:`_quantile_drop_table`; Pareto/NBD: the death rate ``mu``, ``G(c t) / c``). In both the
+customer keeps their own draw (``lambda = G / alpha``, ``p = Q(U)``) and what their history says
+about it; only the parameter the driver moves changes. Spend, contacts and referrals scale by
+``exp(b step)``.
 
 Each mechanism gives a :class:`Response`: per scored customer, the discounted value at stake as a
 function of the shift ``delta`` of the mechanism's log scale, so the change in customer equity of
@@ -32,7 +36,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special, stats
 
 from cxasset.exceptions import ModelDataError
 from cxasset.models._base import one_blas_thread, unique_rows
@@ -57,11 +61,11 @@ class Response:
     """Per-customer value at stake in one mechanism as a function of a log-scale shift.
 
     Either ``base`` (then ``f_i(delta) = base_i * exp(delta)``) or ``table`` (``f_i`` tabulated on
-    :data:`GRID`, linearly interpolated; shifts beyond the grid are clipped to it, i.e. a
-    multiplier beyond exp(+-2) = x7.4 is not extrapolated). A table can be given as ``make``, a
-    function computing it when it is first used (with ``zero``, the values at no shift): an
-    estimate refitted before it is valued (lever ranking, once thresholds are found) never
-    tabulates its responses.
+    :data:`GRID`, interpolated by local cubics, :func:`_cubic_weights`; shifts beyond the grid
+    are clipped to it, i.e. a multiplier beyond exp(+-2) = x7.4 is not extrapolated). A table
+    can be given as ``make``, a function computing it when it is first used (with ``zero``,
+    the values at no shift): an estimate refitted before it is valued (lever ranking, once
+    thresholds are found) never tabulates its responses.
     """
 
     def __init__(self, base: np.ndarray | None = None, table: np.ndarray | None = None,
@@ -98,12 +102,8 @@ class Response:
             return self.scale * (b * np.expm1(d)).sum(axis=0)
         tab = self.table
         assert tab is not None
-        x = np.clip(d, GRID[0], GRID[-1])
-        h = GRID[1] - GRID[0]
-        j = np.clip(((x - GRID[0]) / h).astype(int), 0, len(GRID) - 2)
-        w = (x - GRID[j]) / h
         rows = np.arange(len(tab)) if d.ndim == 1 else np.arange(len(tab))[:, None]
-        f = tab[rows, j] * (1 - w) + tab[rows, j + 1] * w
+        f = sum(w * tab[rows, j] for j, w in _cubic_weights(d))
         zero = tab[:, len(GRID) // 2]
         return self.scale * (f - (zero if d.ndim == 1 else zero[:, None])).sum(axis=0)
 
@@ -128,6 +128,24 @@ class Response:
             np.add.at(sums, inv, tab)
             summed = Response(table=sums, scale=self.scale)
         return summed.change(groups @ coefs.T)
+
+
+def _cubic_weights(delta: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Columns of :data:`GRID` and their weights interpolating at ``delta`` (clipped to the
+    grid) by the cubic through the 4 nearest grid points (Lagrange): ``f(delta) = sum_k w_k
+    f(GRID[j_k])``, linear in the table.
+
+    A straight line between grid points 0.25 apart would overstate every small step of a convex
+    response: ``exp`` is the shape of a rate's value, and its chord from 0 to 0.25 has slope
+    ``(e^0.25 - 1) / 0.25 = 1.136``, so the money of a 2% change came out 12% too high. The cubic
+    is within about 0.1% of it."""
+    h = GRID[1] - GRID[0]
+    x = np.clip(delta, GRID[0], GRID[-1])
+    j = np.clip(np.floor((x - GRID[0]) / h).astype(int) - 1, 0, len(GRID) - 4)
+    s = (x - GRID[j]) / h  # position from the first of the 4 points, in grid steps
+    w = [-(s - 1) * (s - 2) * (s - 3) / 6, s * (s - 2) * (s - 3) / 2,
+         -s * (s - 1) * (s - 3) / 2, s * (s - 1) * (s - 2) / 6]
+    return [(j + k, w[k]) for k in range(4)]
 
 
 @dataclass
@@ -336,11 +354,75 @@ def _drop_table(model: Any, params: dict[str, Any], x: np.ndarray, T: np.ndarray
         return np.column_stack([
             np.exp(-d) * _value_of_curve(lambda h, d=d: at(np.exp(d) * h), horizon, disc)
             for d in GRID])
-    # dropout propensity a times c in the posterior Beta(a c, b + x)
-    return np.column_stack([
-        _value_of_curve(lambda hh, d=d: np.column_stack(
-            [np.zeros(len(x)), _curve(model, {**params, "a": params["a"] * np.exp(d)},
-                                      x, T, hh[1:])]), horizon, disc) for d in GRID])
+    return _quantile_drop_table(params, x, T, getattr(model, "_extra_survivals", 0), horizon,
+                                disc)
+
+
+#: Gauss-Legendre nodes and weights on (0, 1): quadrature over a customer's posterior quantiles
+#: (12 nodes: the dropout money of a 100k synthetic book within 0.1% of 40 nodes).
+_NODES, _WEIGHTS = np.polynomial.legendre.leggauss(12)
+_NODES, _WEIGHTS = (_NODES + 1) / 2, _WEIGHTS / 2
+
+
+def _time_weights(disc: np.ndarray, spacing: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Times ``t_j`` and weights ``w_j`` with ``sum_h disc_h (G(h) - G(h-1)) ~= sum_j w_j
+    G(t_j)`` for any curve with ``G(0) = 0``: by parts the sum is ``sum_h (disc_h - disc_{h+1})
+    G(h)`` (``disc_{H+1} = 0``), and ``G`` between knots ``spacing`` periods apart (and the last
+    period) is taken on the straight line between them (exact without discounting, where only
+    ``G(H)`` counts; a concave ``G`` is off by ``G'' spacing^2 / 8`` on the few percent of
+    weight that discounting moves off the last period)."""
+    horizon = len(disc)
+    c = disc - np.append(disc[1:], 0.0)
+    knots = np.unique(np.append(np.arange(1, horizon + 1, spacing), horizon)).astype(float)
+    h = np.arange(1, horizon + 1, dtype=float)
+    j = np.clip(np.searchsorted(knots, h, side="right") - 1, 0, len(knots) - 2)
+    span = knots[j + 1] - knots[j]
+    right = np.where(span > 0, (h - knots[j]) / np.where(span > 0, span, 1.0), 0.0)
+    w = np.zeros(len(knots))
+    np.add.at(w, j, c * (1 - right))
+    np.add.at(w, j + 1, c * right)
+    if len(knots) == 1:
+        w = np.array([c.sum()])
+    keep = w != 0
+    return knots[keep], w[keep]
+
+
+def _quantile_drop_table(params: dict[str, Any], x: np.ndarray, T: np.ndarray, extra: int,
+                         horizon: int, disc: np.ndarray, chunk: int = 2_000) -> np.ndarray:
+    """BG/NBD-type dropout times ``c``: discounted expected transactions per customer on
+    :data:`GRID`, each customer keeping the quantile of their own dropout probability.
+
+    The model's ``p_i ~ Beta(a_i, b)``: a driver moving ``a_i`` to ``a_i c`` moves the customer's
+    ``p`` to the same quantile of ``Beta(a_i c, b)``, ``p' = Q_{a c, b}(F_{a, b}(p))``, as the
+    purchase rate ``lambda = G / alpha_i`` keeps ``G`` (the rate response, ``G(c t)``). What
+    the customer's history says about ``p`` is their posterior under the model that produced
+    it, ``p ~ Beta(a, b + x + extra)`` given alive (``extra``: MBG/NBD's first purchase), so
+    the future is ``E[(1 - ((alpha+T) / (alpha+T+p' t))^(r+x)) / p']`` over that posterior
+    (Gauss-Legendre on its quantiles). Putting ``a c`` into the posterior instead,
+    ``Beta(a c, b + x)``, re-reads the same history under the changed model: it moves a loyal
+    customer's small ``p`` by a factor of about ``c`` where keeping its quantile moves it by
+    about ``p^(1/c - 1)``; with the planted parameters of a 100k synthetic book it gave 0.56 of
+    the true counterfactual's dropout money, this gives 0.97-1.0 (docs/valuemap.md, Verified).
+    """
+    n = len(x)
+    r, alpha, a, b = (np.broadcast_to(np.asarray(params[k], dtype=float), (n,))
+                      for k in ("r", "alpha", "a", "b"))
+    h, wt = _time_weights(disc)
+    out = np.empty((n, len(GRID)))
+    mid = len(GRID) // 2
+    for lo in range(0, n, chunk):
+        sl = slice(lo, lo + chunk)
+        ac, bc, xc = a[sl, None], b[sl, None], x[sl, None]
+        p = special.betaincinv(ac, bc + xc + extra, _NODES[None, :])  # posterior quantiles
+        u = special.betainc(ac, bc, p)  # their quantiles in the prior
+        A = (alpha[sl] + T[sl])[:, None, None]
+        R = (r[sl] + x[sl])[:, None, None]
+        for g, d in enumerate(GRID):
+            q = p if g == mid else special.betaincinv(ac * np.exp(d), bc, u)
+            q = np.clip(q, 1e-12, 1.0)[:, :, None]
+            cum = -np.expm1(-R * np.log1p(q * h[None, None, :] / A)) / q  # (rows, nodes, t)
+            out[sl, g] = (cum @ wt) @ _WEIGHTS
+    return out
 
 
 def _filled(table: np.ndarray) -> np.ndarray:
