@@ -20,6 +20,7 @@ from cxasset.features import (
     cohort_survival,
     customer_features,
     feature_frame,
+    feature_ids,
     lifetimes,
     person_periods,
     workspace_features,
@@ -186,6 +187,23 @@ def test_feature_frame_equals_ibis_to_pandas(synth_ws: Callable[..., Path], kind
         pd.testing.assert_frame_equal(ours, workspace_features(ws, calibration_end=cal)
                                       .to_pandas())
     assert ours.isna().to_numpy().any() and (ours.dtypes.astype(str) == "object").any()  # NULLs, text
+
+
+@pytest.mark.parametrize("kind", ["transactions", "subscriptions"])
+def test_features_of_some_customers_are_their_rows_of_the_whole_book(
+        synth_ws: Callable[..., Path], kind: str) -> None:
+    """Features computed for a sample alone (every table cut to it in the engine) equal the
+    sample's rows of the whole book's frame, columns included (channels and survey metrics of
+    the whole book, even when the sample never used one)."""
+    with Workspace(synth_ws(3000, 4, kind=kind)) as ws:
+        whole = feature_frame(ws)
+        ids = feature_ids(ws)
+        np.testing.assert_array_equal(ids, whole["customer_id"].to_numpy())
+        rows = np.sort(np.random.default_rng(1).choice(len(ids), 40, replace=False))
+        some = feature_frame(ws, customers=ids[rows])
+        pd.testing.assert_frame_equal(some, whole.iloc[rows].reset_index(drop=True))
+        one = feature_frame(ws, customers=ids[rows[:1]])
+        assert list(one.columns) == list(whole.columns) and len(one) == 1
 
 
 # --------------------------------------------------------------------------- no leakage

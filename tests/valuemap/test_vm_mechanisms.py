@@ -77,6 +77,35 @@ def test_table_and_base_agree_for_exponential_table() -> None:
                                                           rel=1e-12)
 
 
+def test_response_makes_only_the_cells_a_valuation_reads() -> None:
+    """A response given as ``make`` computes, for each customer, the grid columns around the
+    shifts it is asked to value (and no shift), once each, with the same result as the whole
+    table; customers a step moves far (across a threshold) alone get the far columns."""
+    rng = np.random.default_rng(3)
+    n = 50
+    full = np.cumsum(rng.uniform(0, 1, (n, len(GRID))), axis=1)
+    made = np.zeros(full.shape, int)
+
+    def make(cols: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        made[np.ix_(rows, cols)] += 1
+        return full[np.ix_(rows, cols)]
+
+    lazy, whole = Response(make=make, scale=2.0, rows=n), Response(table=full, scale=2.0)
+    d = rng.uniform(-0.2, 0.2, (n, 30))
+    assert lazy.change(d) == pytest.approx(whole.change(d), rel=1e-12)
+    assert set(np.flatnonzero(made.any(axis=0))) == {MID - 2, MID - 1, MID, MID + 1, MID + 2}
+    # grouped customers (change_of): 10 of them move 20x further, and alone read far columns
+    dz = np.repeat(np.array([[0.0], [1.0], [20.0]]), [20, 20, 10], axis=0)
+    coefs = rng.normal(0.05, 0.01, (40, 1))
+    np.testing.assert_allclose(lazy.change_of(dz, coefs), whole.change_of(dz, coefs),
+                               rtol=1e-12)
+    assert made.max() == 1  # nothing made twice
+    far = made[:, MID + 3:].any(axis=1)
+    assert far[40:].all() and not far[:40].any()
+    np.testing.assert_array_equal(lazy.at_zero(), full[:, MID])
+    np.testing.assert_array_equal(lazy.table, full)  # every cell on request
+
+
 def test_table_response_small_steps_of_a_convex_value() -> None:
     """A rate's value grows like exp(delta): a straight line between grid points 0.25 apart
     overstated a 2% change by 12%; the cubic is within 0.2% of it."""

@@ -8,9 +8,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
+import ibis
 import ibis.expr.types as ir
+import numpy as np
 
-from cxasset.features.build import FeatureWindow, customer_features
+from cxasset.features.build import FeatureWindow, customer_features, customer_ids
 from cxasset.features.cx import NPS_CLASSES
 from cxasset.features.discrete import (
     DISCRETE_COLUMNS,
@@ -36,12 +38,25 @@ def workspace_features(
 
 
 def feature_frame(
-    ws: Workspace, as_of: dt.date | None = None, calibration_end: dt.date | None = None
+    ws: Workspace, as_of: dt.date | None = None, calibration_end: dt.date | None = None,
+    customers: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """:func:`workspace_features` computed in the engine and handed to pandas through Arrow: the
     same frame as ibis' ``to_pandas()`` (tested), whose own conversion takes as long again as the
-    query (a million customers: 9.8 s against 4.7 s)."""
-    return workspace_features(ws, as_of, calibration_end).to_pyarrow().to_pandas()
+    query (a million customers: 9.8 s against 4.7 s). ``customers``: ids of the customers wanted
+    (e.g. a random sample; their rows of the whole book's frame, computed in a fraction of the
+    time: 200,000 of a million customers in 1.5 s instead of 4.5 s)."""
+    tables = {n: ws.table(n) for n in ws.tables()}
+    only = None if customers is None else ibis.memtable(
+        {"customer_id": np.asarray(customers)})
+    return customer_features(tables, ws.settings, as_of, calibration_end,
+                             customers=only).to_pyarrow().to_pandas()
+
+
+def feature_ids(ws: Workspace, as_of: dt.date | None = None) -> np.ndarray:
+    """The ``customer_id`` of every row of :func:`feature_frame`, in its order."""
+    tables = {n: ws.table(n) for n in ws.tables()}
+    return customer_ids(tables, ws.settings, as_of).to_pyarrow().column(0).to_numpy()
 
 
 __all__ = [
@@ -55,7 +70,9 @@ __all__ = [
     "customer_features",
     "discrete_stats",
     "discrete_tracking",
+    "customer_ids",
     "feature_frame",
+    "feature_ids",
     "holdout_tracking",
     "lifetimes",
     "person_periods",

@@ -56,6 +56,7 @@ def customer_features(
     settings: BookSettings,
     as_of: dt.date | None = None,
     calibration_end: dt.date | None = None,
+    customers: ir.Table | None = None,
 ) -> ir.Table:
     """Per-customer features as of a date, as an ibis expression.
 
@@ -72,6 +73,10 @@ def customer_features(
         When given, every feature is computed as of this date (nothing later leaks in) and the
         holdout columns ``frequency_holdout``, ``spend_holdout``, ``duration_holdout`` count what
         happened after it up to ``as_of``.
+    customers : ibis Table, optional
+        A ``customer_id`` column: the features of only these customers (e.g. a random sample),
+        every table cut to them before it is aggregated, so the engine's work shrinks with
+        them. Their rows are the same as in the features of the whole book.
 
     Returns
     -------
@@ -81,6 +86,11 @@ def customer_features(
     w = FeatureWindow.resolve(settings, as_of, calibration_end)
     cut = date_day(w.cutoff)
     per = w.period_days
+    # the survey metrics and contact channels of the whole book name the columns
+    metrics = _distinct(tables["surveys"].metric.strip().lower()) if "surveys" in tables else []
+    channels = _distinct(tables["interactions"].channel) if "interactions" in tables else []
+    if customers is not None:
+        tables = _only(tables, customers)
     customers = tables["customers"]
     c = customers.mutate(acq_day=day_number(customers.acquired_at))
     c = c.filter(c.acq_day <= cut)
@@ -109,11 +119,9 @@ def customer_features(
         parts.append(life.select("customer_id", "active", "churned", "recurring_revenue",
                                  "subscriptions", subscription_tenure=life.tenure))
     if "surveys" in tables:
-        metrics = _distinct(tables["surveys"].metric.strip().lower())
         s = tables["surveys"]
         parts.append(cx.surveys(s.mutate(metric=s.metric.strip().lower()), cut, metrics))
     if "interactions" in tables:
-        channels = _distinct(tables["interactions"].channel)
         parts.append(cx.interactions(tables["interactions"], cut, channels,
                                      settings.channel_costs))
     if "referrals" in tables:
@@ -163,6 +171,26 @@ def _derived(f: ir.Table, per: float) -> ir.Table:
     if "nps_responses" in cols:
         new["nps_responses"] = f.nps_responses.fill_null(0)
     return f.mutate(**new).drop(*drop)
+
+
+def _only(tables: Mapping[str, ir.Table], customers: ir.Table) -> dict[str, ir.Table]:
+    """Every table cut to the rows of ``customers`` (referrals: those they made)."""
+    ids = customers.select("customer_id")
+    out = {}
+    for name, t in tables.items():
+        col = "referrer_id" if name == "referrals" else "customer_id"
+        out[name] = t.semi_join(ids, t[col] == ids.customer_id) if col in t.columns else t
+    return out
+
+
+def customer_ids(tables: Mapping[str, ir.Table], settings: BookSettings,
+                 as_of: dt.date | None = None, calibration_end: dt.date | None = None
+                 ) -> ir.Table:
+    """The ``customer_id`` of every row :func:`customer_features` has, in its order."""
+    cut = date_day(FeatureWindow.resolve(settings, as_of, calibration_end).cutoff)
+    c = tables["customers"]
+    return c.filter(day_number(c.acquired_at) <= cut).select("customer_id").order_by(
+        "customer_id")
 
 
 def _distinct(col: ir.Column) -> list[str]:

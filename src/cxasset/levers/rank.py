@@ -34,7 +34,7 @@ from cxasset.levers.thresholds import Threshold, bin_edges, binned_frame, check
 from cxasset.models._base import on_one_blas_thread
 from cxasset.valuemap.build import LinkResult, assess, quantiles
 from cxasset.valuemap.drivers import candidate_names, collinearity
-from cxasset.valuemap.estimate import Estimate, Evidence, estimate
+from cxasset.valuemap.estimate import Estimate, Evidence, by_timing, estimate
 from cxasset.valuemap.spec import ValueMapSpec
 
 VIF_LIMIT = 5.0
@@ -172,7 +172,9 @@ def rank_levers(ws: Any, spec: ValueMapSpec | None = None, *, draws: int = 400, 
                            thresholds={d: t.cut for d, t in found.items() if t.cut is not None},
                            start=est, progress=progress)
 
-    of = _start_drivers_estimate(ws, spec, est, found, seed, max_fit, max_score, say, notes)
+    of, note = by_timing(est, spec.controls, {d: t.cut for d, t in found.items()
+                                              if t.cut is not None}, progress=progress)
+    notes += [note] if note else []
     say("valuing every driver and mechanism")
     results: list[LinkResult] = []
     for d in drivers:
@@ -244,38 +246,6 @@ def rank_levers(ws: Any, spec: ValueMapSpec | None = None, *, draws: int = 400, 
                          est.settings.currency, notes)
     ws.save_artifact("levers", report.to_dict())
     return report
-
-
-def _start_drivers_estimate(ws: Any, spec: ValueMapSpec, est: Estimate,
-                            found: dict[str, Threshold], seed: int, max_fit: int,
-                            max_score: int, say: Progress, notes: list[str]
-                            ) -> dict[str, Estimate]:
-    """The estimate each driver is valued on.
-
-    A driver fixed at the start of the relationship (onboarding, training, attributes) is valued
-    on the mechanisms refitted with only such drivers and the controls: drivers measured while
-    the outcomes happen (surveys, contacts, engagement) come after it, so adjusting for them
-    takes out part of its total effect (whatever works through them) and, as their answers and
-    missing-value flags depend on how long a customer stayed, turns retention into a
-    covariate (a "bad control"). On 100k synthetic books that moved part of onboarding's planted
-    dropout effect to the purchase rate (rate coefficient 1.6x the planted plus a spurious step,
-    dropout 0.6-0.67x); without them 0.83-0.88x and 0.73-0.77x (docs/valuemap.md, Verified).
-    Drivers measured during the window stay on the model with every driver."""
-    drivers = list(est.design.drivers)
-    start = [d for d in drivers if not est.design.drivers[d].concurrent]
-    of = dict.fromkeys(drivers, est)
-    if not start or len(start) == len(drivers):
-        return of
-    say(f"refitting the mechanisms on the drivers fixed at the start ({', '.join(start)})")
-    cuts = {d: t.cut for d, t in found.items() if d in start and t.cut is not None}
-    pre = estimate(ws, start, spec.controls, referred_value=est.referred_value, seed=seed,
-                   max_fit=max_fit, max_score=max_score, features=est.features,
-                   customers=est.customers, thresholds=cuts, start=est)
-    notes.append(f"drivers fixed at the start of the relationship ({', '.join(start)}) are "
-                 "valued on mechanisms fitted without the drivers measured later (which could "
-                 "carry part of their effect)")
-    of.update(dict.fromkeys(start, pre))
-    return of
 
 
 def _q(d: dict[str, float]) -> dict[str, float]:

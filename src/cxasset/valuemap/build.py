@@ -19,7 +19,7 @@ from scipy import stats
 
 from cxasset.exceptions import ModelDataError
 from cxasset.money import money
-from cxasset.valuemap.estimate import Estimate, Evidence, estimate
+from cxasset.valuemap.estimate import Estimate, Evidence, by_timing, estimate
 from cxasset.valuemap.mechanisms import MECHANISMS
 from cxasset.valuemap.spec import SpecError, ValueMapSpec
 
@@ -188,15 +188,16 @@ def value_map(ws: Any, spec: ValueMapSpec, *, draws: int = 400, seed: int = 0,
     est = estimate(ws, [v.feature for v in spec.cx_variables], spec.controls,
                    referred_value=spec.assumptions.referred_customer_value, seed=seed,
                    max_fit=max_fit, max_score=max_score, progress=progress)
+    of, note = by_timing(est, spec.controls, progress=progress)
     links = []
     for var, mech, link in spec.declared_links(est.mechanisms):
         ev = None
         if link is not None and link.experiment is not None:
             ev = Evidence(link.experiment.effect, link.experiment.std_err, link.experiment.use)
         step = var.step if var.better == "higher" else -var.step
-        links.append(assess(est, var.feature, mech, step, label=var.name, unit=var.unit,
-                            evidence=ev, draws=draws, seed=seed))
+        links.append(assess(of[var.feature], var.feature, mech, step, label=var.name,
+                            unit=var.unit, evidence=ev, draws=draws, seed=seed))
     result = ValueMap(links, est.equity, est.settings.currency, est.settings.to_dict(),
-                      est.notes, est.referred_value)
+                      [*est.notes, *([note] if note else [])], est.referred_value)
     ws.save_artifact("valuemap", result.to_dict())
     return result

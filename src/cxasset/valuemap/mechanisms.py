@@ -63,35 +63,62 @@ class Response:
     Either ``base`` (then ``f_i(delta) = base_i * exp(delta)``) or ``table`` (``f_i`` tabulated on
     :data:`GRID`, interpolated by local cubics, :func:`_cubic_weights`; shifts beyond the grid
     are clipped to it, i.e. a multiplier beyond exp(+-2) = x7.4 is not extrapolated). A table
-    can be given as ``make``, a function computing it when it is first used (with ``zero``,
-    the values at no shift): an estimate refitted before it is valued (lever ranking, once
-    thresholds are found) never tabulates its responses.
+    can be given as ``make(cols, rows)``, computing the values of customers ``rows`` at grid
+    columns ``cols`` when a valuation first reads them (with ``zero``, the values at no shift,
+    and ``rows``, the number of customers): a driver step moves most customers' log scale by a
+    few percent, so it reads the 4 columns around their shift, and only the few customers a
+    step moves across a threshold read the columns far out; an estimate refitted before it is
+    valued (lever ranking, once thresholds are found) never tabulates its responses.
     """
 
     def __init__(self, base: np.ndarray | None = None, table: np.ndarray | None = None,
-                 scale: float = 1.0, make: Callable[[], np.ndarray] | None = None,
-                 zero: np.ndarray | None = None) -> None:
+                 scale: float = 1.0,
+                 make: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+                 zero: np.ndarray | None = None, rows: int = 0) -> None:
         self.base = base
-        self._table = table
         self.scale = scale  # customers each scored row stands for
         self._make = make
         self._zero = zero
+        if table is None and make is not None:
+            table = np.full((rows, len(GRID)), np.nan)  # cells not made yet are NaN
+            self._made = np.zeros(table.shape, bool)
+        elif table is not None:
+            self._made = np.ones(table.shape, bool)
+        self._table = table
+
+    def cells(self, need: np.ndarray) -> np.ndarray:
+        """The table with (at least) the cells flagged in ``need`` (customers x grid) made."""
+        assert self._table is not None
+        todo = need & ~self._made
+        cols = np.flatnonzero(todo.any(axis=0))
+        if len(cols):
+            assert self._make is not None
+            # customers missing the same columns are made together
+            patterns, which = np.unique(todo[:, cols], axis=0, return_inverse=True)
+            for k, pattern in enumerate(patterns):
+                rows = np.flatnonzero(which.ravel() == k)
+                if pattern.any():
+                    self._table[np.ix_(rows, cols[pattern])] = self._make(cols[pattern], rows)
+            self._made |= todo
+        return self._table
 
     @property
     def table(self) -> np.ndarray | None:
-        if self._table is None and self._make is not None:
-            self._table, self._make = self._make(), None
-        return self._table
+        """Every cell of the table (None for a ``base`` response)."""
+        if self._table is None:
+            return None
+        return self.cells(np.ones(self._table.shape, bool))
 
     def at_zero(self) -> np.ndarray:
         """Each customer's value at no shift, ``f_i(0)``."""
         if self.base is not None:
             return self.base
-        if self._table is None and self._zero is not None:
+        assert self._table is not None
+        if not self._made[:, MID].all() and self._zero is not None:
             return self._zero
-        tab = self.table
-        assert tab is not None
-        return tab[:, len(GRID) // 2]
+        need = np.zeros(self._table.shape, bool)
+        need[:, MID] = True
+        return self.cells(need)[:, MID]
 
     def change(self, delta: np.ndarray) -> np.ndarray:
         """Total change in value, ``scale * sum_i f_i(delta_i) - f_i(0)``; ``delta`` is (n,) or
@@ -100,11 +127,11 @@ class Response:
         if self.base is not None:
             b = self.base if d.ndim == 1 else self.base[:, None]
             return self.scale * (b * np.expm1(d)).sum(axis=0)
-        tab = self.table
-        assert tab is not None
+        weights = _cubic_weights(d)
+        tab = self.cells(_needed(weights, len(d)))
         rows = np.arange(len(tab)) if d.ndim == 1 else np.arange(len(tab))[:, None]
-        f = sum(w * tab[rows, j] for j, w in _cubic_weights(d))
-        zero = tab[:, len(GRID) // 2]
+        f = sum(w * tab[rows, j] for j, w in weights)
+        zero = tab[:, MID]
         return self.scale * (f - (zero if d.ndim == 1 else zero[:, None])).sum(axis=0)
 
     def change_of(self, dz: np.ndarray, coefs: np.ndarray) -> np.ndarray:
@@ -118,16 +145,32 @@ class Response:
         groups = dz[first]
         if 4 * len(groups) > len(dz):
             return self.change(dz @ coefs.T)
+        delta = groups @ coefs.T
         if self.base is not None:
             summed = Response(base=np.bincount(inv, weights=self.base, minlength=len(groups)),
                               scale=self.scale)
         else:
-            tab = self.table
-            assert tab is not None
-            sums = np.zeros((len(groups), tab.shape[1]))
-            np.add.at(sums, inv, tab)
-            summed = Response(table=sums, scale=self.scale)
-        return summed.change(groups @ coefs.T)
+            need = _needed(_cubic_weights(delta), len(groups))  # per group
+            tab = self.cells(need[inv])
+            sums = np.zeros(need.shape)
+            np.add.at(sums, inv, np.where(need[inv], tab, 0.0))
+            summed = Response(table=np.where(need, sums, np.nan), scale=self.scale)
+        return summed.change(delta)
+
+
+MID = len(GRID) // 2  # the column of no shift
+
+
+def _needed(weights: list[tuple[np.ndarray, np.ndarray]], n: int) -> np.ndarray:
+    """Customers x grid: the cells an interpolation reads (for each customer the columns from
+    the lowest to the highest it reads) and the column of no shift."""
+    first, last = weights[0][0], weights[-1][0]  # each shift reads columns first .. first + 3
+    lo = first if first.ndim == 1 else first.min(axis=1)
+    hi = last if last.ndim == 1 else last.max(axis=1)
+    cols = np.arange(len(GRID))
+    need = (cols >= np.broadcast_to(lo, (n,))[:, None]) & (cols <= np.broadcast_to(hi, (n,))[:, None])
+    need[:, MID] = True
+    return need
 
 
 def _cubic_weights(delta: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -315,47 +358,44 @@ def purchase_responses(model: Any, data: pd.DataFrame, spend_per_tx: np.ndarray,
     with np.errstate(all="ignore"):  # far out on the grid a few values fail: see _filled
         base_curve = np.column_stack([np.zeros(len(x)), _curve(model, params, x, T, fine[1:])])
 
-    def at(times: np.ndarray) -> np.ndarray:
+    def at(times: np.ndarray, rows: Any = slice(None)) -> np.ndarray:
         j = np.clip(np.searchsorted(fine, times), 1, len(fine) - 1)
         w = (times - fine[j - 1]) / (fine[j] - fine[j - 1])
-        return base_curve[:, j - 1] * (1 - w) + base_curve[:, j] * w
+        curve = base_curve[rows]
+        return curve[:, j - 1] * (1 - w) + curve[:, j] * w
 
     weight = margin * spend_per_tx * alive
+    quantile = None if pnbd else _quantile_dropout(params, x, T, getattr(
+        model, "_extra_survivals", 0), horizon, disc)
 
-    def rate() -> np.ndarray:
+    def rate(cols: np.ndarray, rows: np.ndarray) -> np.ndarray:
         with np.errstate(all="ignore"):  # far out on the grid a few values fail: see _filled
-            return _filled(weight[:, None] * _rate_table(at, pnbd, horizon, disc))
+            return _filled(weight[rows, None] * _rate_table(
+                lambda t: at(t, rows), pnbd, horizon, disc, GRID[cols]))
 
-    def drop() -> np.ndarray:
+    def drop(cols: np.ndarray, rows: np.ndarray) -> np.ndarray:
         with np.errstate(all="ignore"):
-            return _filled(weight[:, None] * _drop_table(model, params, x, T, at, pnbd,
-                                                         horizon, disc))
+            if quantile is not None:
+                return _filled(weight[rows, None] * quantile(GRID[cols], rows))
+            # Pareto/NBD: mu times c, E[Y(t)] = G(c t) / c
+            return _filled(weight[rows, None] * np.column_stack([
+                np.exp(-d) * _value_of_curve(lambda h, d=d: at(np.exp(d) * h, rows), horizon,
+                                             disc) for d in GRID[cols]]))
 
     with np.errstate(all="ignore"):  # the rate table's middle column (no shift)
         zero = weight * _value_of_curve(at, horizon, disc)
-    return {"purchase_rate": Response(make=rate, scale=scale,
+    return {"purchase_rate": Response(make=rate, scale=scale, rows=len(x),
                                       zero=zero if np.isfinite(zero).all() else None),
-            "dropout": Response(make=drop, scale=scale)}
+            "dropout": Response(make=drop, scale=scale, rows=len(x))}
 
 
 def _rate_table(at: Callable[[np.ndarray], np.ndarray], pnbd: bool, horizon: int,
-                disc: np.ndarray) -> np.ndarray:
-    """Discounted expected transactions per customer on :data:`GRID` of the purchase rate."""
+                disc: np.ndarray, grid: np.ndarray = GRID) -> np.ndarray:
+    """Discounted expected transactions per customer at log shifts ``grid`` of the purchase
+    rate."""
     return np.column_stack([
         (np.exp(d) if pnbd else 1.0) * _value_of_curve(
-            lambda h, d=d: at(h if pnbd else np.exp(d) * h), horizon, disc) for d in GRID])
-
-
-def _drop_table(model: Any, params: dict[str, Any], x: np.ndarray, T: np.ndarray,
-                at: Callable[[np.ndarray], np.ndarray], pnbd: bool, horizon: int,
-                disc: np.ndarray) -> np.ndarray:
-    """Discounted expected transactions per customer on :data:`GRID` of the dropout."""
-    if pnbd:  # mu times c: E[Y(t)] = G(c t) / c
-        return np.column_stack([
-            np.exp(-d) * _value_of_curve(lambda h, d=d: at(np.exp(d) * h), horizon, disc)
-            for d in GRID])
-    return _quantile_drop_table(params, x, T, getattr(model, "_extra_survivals", 0), horizon,
-                                disc)
+            lambda h, d=d: at(h if pnbd else np.exp(d) * h), horizon, disc) for d in grid])
 
 
 #: Gauss-Legendre nodes and weights on (0, 1): quadrature over a customer's posterior quantiles
@@ -387,10 +427,12 @@ def _time_weights(disc: np.ndarray, spacing: int = 4) -> tuple[np.ndarray, np.nd
     return knots[keep], w[keep]
 
 
-def _quantile_drop_table(params: dict[str, Any], x: np.ndarray, T: np.ndarray, extra: int,
-                         horizon: int, disc: np.ndarray, chunk: int = 2_000) -> np.ndarray:
-    """BG/NBD-type dropout times ``c``: discounted expected transactions per customer on
-    :data:`GRID`, each customer keeping the quantile of their own dropout probability.
+def _quantile_dropout(params: dict[str, Any], x: np.ndarray, T: np.ndarray, extra: int,
+                      horizon: int, disc: np.ndarray, chunk: int = 2_000
+                      ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """BG/NBD-type dropout times ``c = exp(d)``: ``f(shifts, rows)``, the discounted expected
+    transactions of customers ``rows`` for each log shift ``d`` of ``shifts``, each customer
+    keeping the quantile of their own dropout probability.
 
     The model's ``p_i ~ Beta(a_i, b)``: a driver moving ``a_i`` to ``a_i c`` moves the customer's
     ``p`` to the same quantile of ``Beta(a_i c, b)``, ``p' = Q_{a c, b}(F_{a, b}(p))``, as the
@@ -408,21 +450,38 @@ def _quantile_drop_table(params: dict[str, Any], x: np.ndarray, T: np.ndarray, e
     r, alpha, a, b = (np.broadcast_to(np.asarray(params[k], dtype=float), (n,))
                       for k in ("r", "alpha", "a", "b"))
     h, wt = _time_weights(disc)
-    out = np.empty((n, len(GRID)))
-    mid = len(GRID) // 2
-    for lo in range(0, n, chunk):
-        sl = slice(lo, lo + chunk)
-        ac, bc, xc = a[sl, None], b[sl, None], x[sl, None]
-        p = special.betaincinv(ac, bc + xc + extra, _NODES[None, :])  # posterior quantiles
-        u = special.betainc(ac, bc, p)  # their quantiles in the prior
-        A = (alpha[sl] + T[sl])[:, None, None]
-        R = (r[sl] + x[sl])[:, None, None]
-        for g, d in enumerate(GRID):
-            q = p if g == mid else special.betaincinv(ac * np.exp(d), bc, u)
-            q = np.clip(q, 1e-12, 1.0)[:, :, None]
-            cum = -np.expm1(-R * np.log1p(q * h[None, None, :] / A)) / q  # (rows, nodes, t)
-            out[sl, g] = (cum @ wt) @ _WEIGHTS
-    return out
+    nodes: dict[str, np.ndarray] = {}
+
+    def posterior() -> tuple[np.ndarray, np.ndarray]:
+        """Every customer's posterior quantiles of p at the nodes and their prior quantiles
+        (once: each call below values other shifts or customers)."""
+        if not nodes:
+            nodes["p"] = special.betaincinv(a[:, None], (b + x + extra)[:, None], _NODES[None, :])
+            nodes["u"] = special.betainc(a[:, None], b[:, None], nodes["p"])
+        return nodes["p"], nodes["u"]
+
+    def values(shifts: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        p_all, u_all = posterior()
+        out = np.empty((len(rows), len(shifts)))
+        for lo in range(0, len(rows), chunk):
+            i = rows[lo:lo + chunk]
+            p, u, ac, bc = p_all[i], u_all[i], a[i, None], b[i, None]
+            A = (alpha[i] + T[i])[:, None, None]
+            R = (r[i] + x[i])[:, None, None]
+            for g, d in enumerate(shifts):
+                q = p if d == 0 else special.betaincinv(ac * np.exp(d), bc, u)
+                q = np.clip(q, 1e-12, 1.0)[:, :, None]
+                cum = -np.expm1(-R * np.log1p(q * h[None, None, :] / A)) / q  # (rows, nodes, t)
+                out[lo:lo + len(i), g] = (cum @ wt) @ _WEIGHTS
+        return out
+
+    return values
+
+
+def _quantile_drop_table(params: dict[str, Any], x: np.ndarray, T: np.ndarray, extra: int,
+                         horizon: int, disc: np.ndarray) -> np.ndarray:
+    """:func:`_quantile_dropout` of every customer on the whole :data:`GRID`."""
+    return _quantile_dropout(params, x, T, extra, horizon, disc)(GRID, np.arange(len(x)))
 
 
 def _filled(table: np.ndarray) -> np.ndarray:
