@@ -47,43 +47,56 @@ def workspace(tmp: Path, customers: int, seed: int, discount: float | None = Non
     return ws
 
 
-@pytest.fixture(scope="module")
-def big(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    tmp = tmp_path_factory.mktemp("planted")
-    ws = workspace(tmp, 100_000, seed=5, discount=0.0)
+def ranked_book(tmp: Path, seed: int) -> tuple[Path, dict]:
+    """A 100k-customer book (undiscounted) and its lever report."""
+    ws = workspace(tmp, 100_000, seed=seed, discount=0.0)
     report = rank_levers(ws, SPEC, robustness=False, draws=200).to_dict()
     ws.close()
-    return tmp / "book5", report
+    return tmp / f"book{seed}", report
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    return ranked_book(tmp_path_factory.mktemp("planted"), 5)
+
+
+def money(report: dict) -> dict[str, float]:
+    """Each planted lever's change in margin (purchase rate, dropout, spend) at its step."""
+    return {d: sum(e["impact"]["estimate"] for e in report["levers"]
+                   if e["driver"] == d and e["mechanism"] in MARGIN_MECHANISMS) for d in STEPS}
+
+
+def true_money(book: Path, futures: int = 8) -> dict[str, float]:
+    """The expected counterfactual: the margin each step adds over the next 52 weeks, the mean
+    over ``futures`` simulated futures (one future is off its mean by 2-3%)."""
+    total = dict.fromkeys(STEPS, 0.0)
+    for k in range(futures):
+        base = simulate_future(book, 364, seed=k).future_spend.sum()
+        for d, s in STEPS.items():
+            alt = simulate_future(book, 364, seed=k, intervention=Intervention(d, shift=s))
+            total[d] += 0.3 * (alt.future_spend.sum() - base) / futures
+    return total
 
 
 @pytest.mark.slow
 def test_placebo_not_flagged_and_planted_levers_in_true_order(big: tuple[Path, dict]) -> None:
     book, rep = big
     assert not any(e["significant"] for e in rep["levers"] if e["driver"] == "employees")
-    money = {d: sum(e["impact"]["estimate"] for e in rep["levers"]
-                    if e["driver"] == d and e["mechanism"] in MARGIN_MECHANISMS)
-             for d in STEPS}
-    base = simulate_future(book, 364)
-    true = {d: 0.3 * (simulate_future(book, 364, intervention=Intervention(d, shift=s))
-                      .future_spend.sum() - base.future_spend.sum())
-            for d, s in STEPS.items()}
-    assert sorted(money, key=money.get) == sorted(true, key=true.get), (money, true)
-    for d in STEPS:
-        assert money[d] > 0 and true[d] > 0
-        # measured at seed 5: onboarding -1%, training +5% (docs/valuemap.md, Verified)
-        assert abs(money[d] / true[d] - 1) < 0.25, (d, money[d], true[d])
+    est, true = money(rep), true_money(book, futures=2)
+    assert sorted(est, key=est.get) == sorted(true, key=true.get), (est, true)
+    assert all(est[d] > 0 and true[d] > 0 for d in STEPS)
 
 
 @pytest.mark.slow
-def test_planted_levers_money_within_20_percent(big: tuple[Path, dict]) -> None:
-    book, rep = big
-    base = simulate_future(book, 364)
-    for d, s in STEPS.items():
-        money = sum(e["impact"]["estimate"] for e in rep["levers"]
-                    if e["driver"] == d and e["mechanism"] in MARGIN_MECHANISMS)
-        alt = simulate_future(book, 364, intervention=Intervention(d, shift=s))
-        true = 0.3 * (alt.future_spend.sum() - base.future_spend.sum())
-        assert abs(money / true - 1) < 0.2, (d, money, true)
+@pytest.mark.parametrize("seed", [5, 6, 7])
+def test_planted_levers_money_within_20_percent(seed: int, big: tuple[Path, dict],
+                                                tmp_path: Path) -> None:
+    """The issue's target on three books: every planted lever's money within 20% of the
+    expected true counterfactual (measured: docs/valuemap.md, Verified)."""
+    book, rep = big if seed == 5 else ranked_book(tmp_path, seed)
+    est, true = money(rep), true_money(book)
+    for d in STEPS:
+        assert abs(est[d] / true[d] - 1) < 0.2, (seed, d, est[d], true[d])
 
 
 @pytest.mark.slow
