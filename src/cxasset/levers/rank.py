@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from cxasset.levers.robustness import check_levers
+from cxasset.levers.robustness import Checks
 from cxasset.levers.thresholds import Threshold, bin_edges, binned_frame, check
 from cxasset.models._base import on_one_blas_thread
-from cxasset.valuemap.build import LinkResult, assess, quantiles
+from cxasset.valuemap.build import LinkResult, assess, effect_with_evidence, quantiles
 from cxasset.valuemap.drivers import candidate_names, collinearity
 from cxasset.valuemap.estimate import Estimate, Evidence, by_timing, estimate
 from cxasset.valuemap.spec import ValueMapSpec
@@ -175,6 +175,29 @@ def rank_levers(ws: Any, spec: ValueMapSpec | None = None, *, draws: int = 400, 
     of, note = by_timing(est, spec.controls, {d: t.cut for d, t in found.items()
                                               if t.cut is not None}, progress=progress)
     notes += [note] if note else []
+    # significance first (it needs no money), so the re-checks run while money is valued
+    evidence: dict[tuple[str, str], Evidence | None] = {}
+    for k in spec.links or []:
+        if k.experiment is not None:
+            evidence[(spec.variable(k.driver).feature, k.mechanism)] = Evidence(
+                k.experiment.effect, k.experiment.std_err, k.experiment.use)
+    pairs = [(d, m) for d in drivers for m in of[d].mechanisms]
+    tested = {}
+    for d, m in pairs:
+        ev = evidence.get((d, m))
+        b, _se, p, _kind = effect_with_evidence(of[d], d, m, ev)
+        tested[(d, m)] = (b, _joint_p(of[d], d, m) if ev is None else p)
+    q, q_driver = hierarchical_q([d for d, _ in pairs],
+                                 np.array([tested[k][1] for k in pairs]), spec.fdr)
+    sig = [k for k, qi in zip(pairs, q, strict=True) if qi <= spec.fdr]
+    started = None
+    if robustness and sig and len(est.fit_rows) < MIN_ROBUSTNESS_ROWS:
+        notes.append(f"no robustness re-checks: they need at least {MIN_ROBUSTNESS_ROWS:,} "
+                     f"customers (two halves refitted), the book has {len(est.fit_rows):,}; "
+                     "significant levers show robust = null")
+    elif robustness and sig:
+        started = Checks(est, [(d, m, tested[(d, m)][0]) for d, m in sig], seed=seed)
+
     say("valuing every driver and mechanism")
     results: list[LinkResult] = []
     for d in drivers:
@@ -186,29 +209,17 @@ def rank_levers(ws: Any, spec: ValueMapSpec | None = None, *, draws: int = 400, 
         else:
             trial = sum(e.impact(d, m, nice_step(sd), draws=1)[0] for m in e.mechanisms)
             step = nice_step(sd) * (1 if trial >= 0 else -1)
-        links = {k.mechanism: k for k in (spec.links or []) if spec.variable(k.driver).feature == d}
         for m in e.mechanisms:
-            link = links.get(m)
-            ev = None if link is None or link.experiment is None else Evidence(
-                link.experiment.effect, link.experiment.std_err, link.experiment.use)
             r = assess(e, d, m, step, label=var.name if var else d,
-                       unit=var.unit if var else "", evidence=ev, draws=draws, seed=seed,
-                       per_unit=False)
-            r.p_value = _joint_p(e, d, m) if ev is None else r.p_value
+                       unit=var.unit if var else "", evidence=evidence.get((d, m)),
+                       draws=draws, seed=seed, per_unit=False)
+            r.p_value = tested[(d, m)][1]
             results.append(r)
-    q, q_driver = hierarchical_q([r.driver for r in results],
-                                 np.array([r.p_value for r in results]), spec.fdr)
     vif = collinearity(est.design)
-    sig = [(r, qi) for r, qi in zip(results, q, strict=True) if qi <= spec.fdr]
     checks = {}
-    if robustness and sig and len(est.fit_rows) < MIN_ROBUSTNESS_ROWS:
-        notes.append(f"no robustness re-checks: they need at least {MIN_ROBUSTNESS_ROWS:,} "
-                     f"customers (two halves refitted), the book has {len(est.fit_rows):,}; "
-                     "significant levers show robust = null")
-    elif robustness and sig:
+    if started is not None:
         say(f"re-checking {len(sig)} significant levers (placebo, halves, second estimator)")
-        checks = check_levers(est, [(r.driver, r.mechanism, r.effect) for r, _ in sig],
-                              seed=seed)
+        checks = started.result()
     entries = []
     for r, qi in zip(results, q, strict=True):
         drv = est.design.drivers[r.driver]

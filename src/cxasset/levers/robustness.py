@@ -20,6 +20,7 @@ A significant lever passing all three is *robust*; otherwise *fragile*, with the
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,36 +71,50 @@ def observable(est: Estimate, mechanism: str) -> tuple[np.ndarray, np.ndarray]:
     raise ValueError(f"no observable outcome for mechanism {mechanism!r}")
 
 
+class CrossFits:
+    """Partially linear double machine learning estimates of ``(driver, mechanism)`` effects
+    (per unit) on customers ``rows``, started on creation and collected by :meth:`result`. A
+    driver's cross-fitted residual serves all its mechanisms; the drivers are cross-fitted in
+    worker processes when the work is large enough (:data:`PARALLEL_MIN_ROWS`) and the machine
+    has more than one core (same results), while the caller goes on with other work."""
+
+    def __init__(self, est: Estimate, pairs: list[tuple[str, str]], rows: np.ndarray,
+                 seed: int = 0) -> None:
+        fold = np.random.default_rng(seed).integers(0, 2, len(rows))
+        self.mechanisms: dict[str, list[str]] = {}
+        for d, m in pairs:
+            self.mechanisms.setdefault(d, []).append(m)
+        self.outcome = {m: observable(est, m) for _, m in pairs}
+        self.rows = rows
+        design_rows = est.design.frame.iloc[rows]
+        jobs = []
+        for d, ms in self.mechanisms.items():
+            others = [t for t in est.design.terms if t != d
+                      and est.design.extra.get(t, ("",))[0] != d]
+            jobs.append((design_rows[others].to_numpy(dtype=float), est.design.raw(d)[rows],
+                         [(self.outcome[m][0][rows], self.outcome[m][1][rows]) for m in ms],
+                         fold, seed))
+        self._pending = _start(_cross_fit, jobs)
+
+    def result(self) -> dict[tuple[str, str], dict[str, float]]:
+        out = {}
+        for (d, ms), (rd_all, rys) in zip(self.mechanisms.items(), self._pending(),
+                                          strict=True):
+            for m, ry in zip(ms, rys, strict=True):
+                rd = rd_all[self.outcome[m][1][self.rows]]
+                b = float(rd @ ry / (rd @ rd))
+                e = ry - b * rd
+                se = float(np.sqrt(np.sum(rd**2 * e**2)) / (rd @ rd))
+                out[(d, m)] = {"estimate": b, "std_err": se,
+                               "p_value": float(2 * stats.norm.sf(abs(b) / se)),
+                               "outcome": OUTCOMES[m], "n": len(ry)}
+        return out
+
+
 def dml(est: Estimate, pairs: list[tuple[str, str]], rows: np.ndarray, seed: int = 0
         ) -> dict[tuple[str, str], dict[str, float]]:
-    """Partially linear double machine learning estimate of each ``(driver, mechanism)``'s
-    effect (per unit) on customers ``rows``. A driver's cross-fitted residual serves all its
-    mechanisms; the drivers are cross-fitted in parallel processes when the work is large enough
-    (:data:`PARALLEL_MIN_ROWS`) and the machine has more than one core (same results)."""
-    fold = np.random.default_rng(seed).integers(0, 2, len(rows))
-    mechanisms: dict[str, list[str]] = {}
-    for d, m in pairs:
-        mechanisms.setdefault(d, []).append(m)
-    outcome = {m: observable(est, m) for _, m in pairs}
-    design_rows = est.design.frame.iloc[rows]
-    jobs = []
-    for d, ms in mechanisms.items():
-        others = [t for t in est.design.terms if t != d
-                  and est.design.extra.get(t, ("",))[0] != d]
-        jobs.append((design_rows[others].to_numpy(dtype=float), est.design.raw(d)[rows],
-                     [(outcome[m][0][rows], outcome[m][1][rows]) for m in ms], fold, seed))
-    out = {}
-    for (d, ms), (rd_all, rys) in zip(mechanisms.items(), _in_parallel(_cross_fit, jobs),
-                                      strict=True):
-        for m, ry in zip(ms, rys, strict=True):
-            rd = rd_all[outcome[m][1][rows]]
-            b = float(rd @ ry / (rd @ rd))
-            e = ry - b * rd
-            se = float(np.sqrt(np.sum(rd**2 * e**2)) / (rd @ rd))
-            out[(d, m)] = {"estimate": b, "std_err": se,
-                           "p_value": float(2 * stats.norm.sf(abs(b) / se)),
-                           "outcome": OUTCOMES[m], "n": len(ry)}
-    return out
+    """:class:`CrossFits` of ``pairs``, waited for."""
+    return CrossFits(est, pairs, rows, seed).result()
 
 
 #: Rows of boosting fits (customers x models) from which the drivers' cross-fits run in parallel
@@ -107,16 +122,18 @@ def dml(est: Estimate, pairs: list[tuple[str, str]], rows: np.ndarray, seed: int
 PARALLEL_MIN_ROWS = 100_000
 
 
-def _in_parallel(fn: Any, jobs: list[tuple[Any, ...]]) -> list[Any]:
-    """``[fn(*job) for job in jobs]``, in worker processes (joblib) when worth it."""
+def _start(fn: Any, jobs: list[tuple[Any, ...]]) -> Callable[[], list[Any]]:
+    """``[fn(*job) for job in jobs]``: submitted to worker processes (joblib's loky) when worth
+    it, else computed when asked for; returns the function that waits for the results."""
     work = sum(len(j[1]) * (1 + len(j[2])) for j in jobs)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     workers = min(len(jobs), cores or 1)
     if workers < 2 or work < PARALLEL_MIN_ROWS:
-        return [fn(*j) for j in jobs]
-    from joblib import Parallel, delayed  # a dependency of scikit-learn
+        return lambda: [fn(*j) for j in jobs]
+    from joblib.externals.loky import get_reusable_executor  # joblib: scikit-learn's
 
-    return Parallel(n_jobs=workers)(delayed(fn)(*j) for j in jobs)
+    futures = [get_reusable_executor(max_workers=workers).submit(fn, *j) for j in jobs]
+    return lambda: [f.result() for f in futures]
 
 
 def _cross_fit(X: np.ndarray, x: np.ndarray, outcomes: list[tuple[np.ndarray, np.ndarray]],
@@ -159,45 +176,67 @@ def _residual(X: np.ndarray, y: np.ndarray, fold: np.ndarray, seed: int) -> np.n
     return out
 
 
+class Checks:
+    """The re-checks of significant ``(driver, mechanism, effect)`` levers: created, they draw
+    their customers and start the second estimator (in worker processes on a large book);
+    :meth:`result` refits the placebo and the halves and gathers everything."""
+
+    def __init__(self, est: Estimate, levers: list[tuple[str, str, float]],
+                 max_rows: int = 10_000, dml_rows: int = 5_000, seed: int = 0) -> None:
+        self.est, self.levers = est, levers
+        rng = np.random.default_rng(seed + 1)
+        n = len(est.fit_rows)
+        self.sub = np.sort(rng.choice(est.fit_rows, size=min(n, max_rows), replace=False))
+        if not levers:
+            return
+        # placebo: every lever driver (and its threshold terms) shuffled at once
+        self.perms = {d: rng.permutation(len(est.design.frame))
+                      for d in sorted({d for d, _, _ in levers})}
+        self.half = rng.permutation(self.sub)
+        dml_sub = np.sort(rng.choice(self.sub, size=min(len(self.sub), dml_rows),
+                                     replace=False))
+        self.second = CrossFits(est, [(d, m) for d, m, _ in levers], dml_sub, seed)
+
+    def result(self) -> dict[tuple[str, str], Robustness]:
+        est, levers = self.est, self.levers
+        out = {(d, m): Robustness() for d, m, _ in levers}
+        if not levers:
+            return out
+        frame = est.design.frame.copy()
+        for d, perm in self.perms.items():
+            cols = [d, *[t for t, (dd, _) in est.design.extra.items() if dd == d]]
+            miss = f"{d}:missing"
+            if miss in frame.columns:
+                cols.append(miss)
+            frame[cols] = frame[cols].to_numpy()[perm]
+        placebo = est.refit(self.sub, frame)
+        half = self.half
+        halves = [est.refit(np.sort(half[: len(half) // 2])),
+                  est.refit(np.sort(half[len(half) // 2:]))]
+        second = self.second.result()
+        for d, m, effect in levers:
+            r = out[(d, m)]
+            r.placebo_p = _p(placebo.get(m), est, d)
+            if r.placebo_p < 0.05:
+                r.reasons.append(f"the shuffled driver also shows an effect "
+                                 f"(p = {r.placebo_p:.3f})")
+            r.halves = [_effect(h.get(m), est, d) for h in halves]
+            if any(np.sign(h) != np.sign(effect) for h in r.halves):
+                r.reasons.append("the effect changes sign between two random halves of "
+                                 "customers")
+            r.dml = second[(d, m)]
+            if np.sign(r.dml["estimate"]) != np.sign(effect) or r.dml["p_value"] >= 0.05:
+                r.reasons.append(f"the second estimator (double machine learning on "
+                                 f"{r.dml['outcome']}) does not confirm it "
+                                 f"(estimate {r.dml['estimate']:+.3g}, "
+                                 f"p = {r.dml['p_value']:.3f})")
+        return out
+
+
 def check_levers(est: Estimate, levers: list[tuple[str, str, float]], max_rows: int = 10_000,
                  dml_rows: int = 5_000, seed: int = 0) -> dict[tuple[str, str], Robustness]:
-    """Robustness of each significant ``(driver, mechanism, effect)``."""
-    rng = np.random.default_rng(seed + 1)
-    n = len(est.fit_rows)
-    sub = np.sort(rng.choice(est.fit_rows, size=min(n, max_rows), replace=False))
-    out = {(d, m): Robustness() for d, m, _ in levers}
-    if not levers:
-        return out
-    # placebo: every lever driver (and its threshold terms) shuffled at once
-    drivers = sorted({d for d, _, _ in levers})
-    frame = est.design.frame.copy()
-    for d in drivers:
-        perm = rng.permutation(len(frame))
-        cols = [d, *[t for t, (dd, _) in est.design.extra.items() if dd == d]]
-        miss = f"{d}:missing"
-        if miss in frame.columns:
-            cols.append(miss)
-        frame[cols] = frame[cols].to_numpy()[perm]
-    placebo = est.refit(sub, frame)
-    half = rng.permutation(sub)
-    halves = [est.refit(np.sort(half[: len(half) // 2])),
-              est.refit(np.sort(half[len(half) // 2:]))]
-    dml_sub = np.sort(rng.choice(sub, size=min(len(sub), dml_rows), replace=False))
-    second = dml(est, [(d, m) for d, m, _ in levers], dml_sub, seed)
-    for d, m, effect in levers:
-        r = out[(d, m)]
-        r.placebo_p = _p(placebo.get(m), est, d)
-        if r.placebo_p < 0.05:
-            r.reasons.append(f"the shuffled driver also shows an effect (p = {r.placebo_p:.3f})")
-        r.halves = [_effect(h.get(m), est, d) for h in halves]
-        if any(np.sign(h) != np.sign(effect) for h in r.halves):
-            r.reasons.append("the effect changes sign between two random halves of customers")
-        r.dml = second[(d, m)]
-        if np.sign(r.dml["estimate"]) != np.sign(effect) or r.dml["p_value"] >= 0.05:
-            r.reasons.append(f"the second estimator (double machine learning on "
-                             f"{r.dml['outcome']}) does not confirm it "
-                             f"(estimate {r.dml['estimate']:+.3g}, p = {r.dml['p_value']:.3f})")
-    return out
+    """Robustness of each significant ``(driver, mechanism, effect)`` (:class:`Checks`)."""
+    return Checks(est, levers, max_rows, dml_rows, seed).result()
 
 
 def _p(fit: MechanismFit | None, est: Estimate, driver: str) -> float:

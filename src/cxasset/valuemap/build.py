@@ -71,6 +71,23 @@ class LinkResult:
                 "impact_per_sd": self.impact_per_sd, "evidence": self.evidence, **self.extra}
 
 
+def effect_with_evidence(est: Estimate, driver: str, mechanism: str,
+                         evidence: Evidence | None = None) -> tuple[float, float, float, str]:
+    """A link's effect per unit, its standard error and p-value, and the evidence they stand on:
+    the fitted one, or combined with an experiment's (precision-weighted), or the experiment's."""
+    b, se, p = est.fits[mechanism].effect(driver, est.design)
+    if evidence is None:
+        return b, se, p, "observational"
+    if evidence.use == "override":
+        b, se, kind = evidence.effect, evidence.std_err, "experiment"
+    else:
+        w_o, w_x = 1 / se**2, 1 / evidence.std_err**2
+        b = (w_o * b + w_x * evidence.effect) / (w_o + w_x)
+        se = float(np.sqrt(1 / (w_o + w_x)))
+        kind = "observational+experiment"
+    return b, se, float(2 * stats.norm.sf(abs(b) / se)), kind
+
+
 def assess(est: Estimate, driver: str, mechanism: str, step: float, *, label: str = "",
            unit: str = "", evidence: Evidence | None = None, draws: int = 400, seed: int = 0,
            rows: np.ndarray | None = None, per_unit: bool = True) -> LinkResult:
@@ -80,17 +97,7 @@ def assess(est: Estimate, driver: str, mechanism: str, step: float, *, label: st
         raise ModelDataError(f"the book cannot support mechanism {mechanism!r} (it needs "
                              f"{MECHANISM_NEEDS[mechanism]}); supported: "
                              f"{', '.join(est.mechanisms)}")
-    b, se, p = est.fits[mechanism].effect(driver, est.design)
-    kind = "observational"
-    if evidence is not None:
-        if evidence.use == "override":
-            b, se, kind = evidence.effect, evidence.std_err, "experiment"
-        else:
-            w_o, w_x = 1 / se**2, 1 / evidence.std_err**2
-            b = (w_o * b + w_x * evidence.effect) / (w_o + w_x)
-            se = float(np.sqrt(1 / (w_o + w_x)))
-            kind = "observational+experiment"
-        p = float(2 * stats.norm.sf(abs(b) / se))
+    b, se, p, kind = effect_with_evidence(est, driver, mechanism, evidence)
     sd = est.design.drivers[driver].raw_sd
     kw = {"draws": draws, "seed": seed, "rows": rows, "evidence": evidence}
     imp = est.impact(driver, mechanism, step, **kw)

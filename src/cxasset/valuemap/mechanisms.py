@@ -226,7 +226,8 @@ def poisson_glm(y: np.ndarray, exposure: np.ndarray, x: pd.DataFrame, name: str,
     missing-value flag of contacts, drifts to minus infinity, and both stop where its rows'
     expected counts are negligible); it agrees with statsmodels' GLM (tested) at a fraction of
     its cost on hundreds of thousands of rows. ``start``: a fit to start from (e.g.
-    on all customers when refitting a subsample), matched by term name."""
+    on all customers when refitting a subsample), matched by term name; without one, a large
+    fit starts from the fit on every tenth row."""
     ok = exposure > 0
     if y[ok].sum() == 0:
         raise ModelDataError(f"{name}: nobody has any event, so no rate can be modelled")
@@ -239,6 +240,9 @@ def poisson_glm(y: np.ndarray, exposure: np.ndarray, x: pd.DataFrame, name: str,
         known = dict(zip(start.terms, start.coef, strict=True))
         starts.append(np.array([start.intercept, *[known.get(t, 0.0) for t in x.columns]]))
     with one_blas_thread():
+        if start is None and len(yy) >= 50_000:  # a tenth of the rows first: fewer full steps
+            sub = _newton_glm(X[::10], yy[::10], off[::10], starts, name, list(x.columns))
+            starts.append(np.array([sub.intercept, *sub.coef]))
         return _newton_glm(X, yy, off, starts, name, list(x.columns))
 
 
