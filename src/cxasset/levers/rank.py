@@ -6,14 +6,17 @@ customer equity of a realistic improvement, with the false discovery rate contro
 1. every mechanism is fitted on every candidate driver at once (adjusted associations);
 2. drivers with a significant effect are checked for a threshold (:mod:`.thresholds`); a found
    threshold becomes a step term of the final models, so money follows the jump;
-3. each (driver, mechanism) gets its effect, p-value, and the change in customer equity of a
-   realistic step (declared in the spec; otherwise half a standard deviation, rounded, in the
-   direction that adds value) and of one standard deviation, with draws from the coefficients'
-   uncertainty;
+3. each (driver, mechanism) gets its effect and p-value, from mechanisms refitted without the
+   drivers measured later for a driver fixed at the start of the relationship
+   (:func:`~cxasset.valuemap.estimate.by_timing`);
 4. false discovery rate control in two stages (:func:`hierarchical_q`): drivers first, then
    the mechanisms of the selected drivers; a pair is *significant* when ``q <= fdr``;
-5. significant pairs are re-checked (:mod:`.robustness`) and called *robust* or *fragile*;
-6. collinear drivers (variance inflation above 5) and drivers measured during the outcome window
+5. significant pairs are re-checked (:mod:`.robustness`, started here: its second estimator
+   runs in worker processes meanwhile) and called *robust* or *fragile*;
+6. each pair gets the change in customer equity of a realistic step (declared in the spec;
+   otherwise half a standard deviation, rounded, in the direction that adds value) and of one
+   standard deviation, with draws from the coefficients' uncertainty;
+7. collinear drivers (variance inflation above 5) and drivers measured during the outcome window
    (reverse causality possible) are flagged; top levers per segment; undeclared levers listed.
 
 Thresholds are checked for at most ``max_checks`` significant drivers: those fixed at the start
