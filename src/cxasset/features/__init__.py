@@ -29,12 +29,19 @@ if TYPE_CHECKING:
     from cxasset.book import Workspace
 
 
+def _tables(ws: Workspace) -> dict[str, ir.Table]:
+    return {n: ws.table(n) for n in ws.tables()}
+
+
 def workspace_features(
-    ws: Workspace, as_of: dt.date | None = None, calibration_end: dt.date | None = None
+    ws: Workspace, as_of: dt.date | None = None, calibration_end: dt.date | None = None,
+    customers: np.ndarray | None = None,
 ) -> ir.Table:
-    """:func:`customer_features` of the book held in workspace ``ws``."""
-    return customer_features({n: ws.table(n) for n in ws.tables()}, ws.settings, as_of,
-                             calibration_end)
+    """:func:`customer_features` of the book held in workspace ``ws`` (of the ``customers`` ids
+    given, default all)."""
+    only = None if customers is None else ibis.memtable(
+        {"customer_id": np.asarray(customers)})
+    return customer_features(_tables(ws), ws.settings, as_of, calibration_end, customers=only)
 
 
 def feature_frame(
@@ -46,17 +53,12 @@ def feature_frame(
     query (a million customers: 9.8 s against 4.7 s). ``customers``: ids of the customers wanted
     (e.g. a random sample; their rows of the whole book's frame, computed in a fraction of the
     time: 200,000 of a million customers in 1.5 s instead of 4.5 s)."""
-    tables = {n: ws.table(n) for n in ws.tables()}
-    only = None if customers is None else ibis.memtable(
-        {"customer_id": np.asarray(customers)})
-    return customer_features(tables, ws.settings, as_of, calibration_end,
-                             customers=only).to_pyarrow().to_pandas()
+    return workspace_features(ws, as_of, calibration_end, customers).to_pyarrow().to_pandas()
 
 
 def feature_ids(ws: Workspace, as_of: dt.date | None = None) -> np.ndarray:
     """The ``customer_id`` of every row of :func:`feature_frame`, in its order."""
-    tables = {n: ws.table(n) for n in ws.tables()}
-    return customer_ids(tables, ws.settings, as_of).to_pyarrow().column(0).to_numpy()
+    return customer_ids(_tables(ws), ws.settings, as_of).to_pyarrow().column(0).to_numpy()
 
 
 __all__ = [

@@ -132,7 +132,8 @@ def _start(fn: Any, jobs: list[tuple[Any, ...]]) -> Callable[[], list[Any]]:
         return lambda: [fn(*j) for j in jobs]
     from joblib.externals.loky import get_reusable_executor  # joblib: scikit-learn's
 
-    futures = [get_reusable_executor(max_workers=workers).submit(fn, *j) for j in jobs]
+    executor = get_reusable_executor(max_workers=workers)
+    futures = [executor.submit(fn, *j) for j in jobs]
     return lambda: [f.result() for f in futures]
 
 
